@@ -1,0 +1,1 @@
+"""The world outside the engine: Binance translation, the live runtime, the local exchange."""

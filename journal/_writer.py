@@ -1,0 +1,400 @@
+"""Journal writer with group commit.
+
+Theory of operation
+-------------------
+The writer is also the sequencer's counter: ``append_event`` stamps the next sequence number,
+so a journal's event numbers are contiguous by construction and the reader can detect a lost
+record. Records are encoded into an in-memory buffer and reach the disk according to the
+durability policy:
+
+``every``      write + fdatasync after every record (slowest; one sync ≈ 0.2-0.5 ms here)
+``interval``   write + fdatasync when ``interval_ms`` has passed since the last one (group
+               commit; the default, 2 ms): a crash loses at most that window, never a record
+               in the middle
+``none``       write in 1 MB chunks, never fsync (backtests, imports: the file can be rebuilt)
+
+``commit()`` forces the buffer out (and syncs unless the policy is ``none``); ``close()``
+commits. Segments rotate at a record boundary once they pass ``segment_bytes``.
+
+The writer reads a monotonic clock only to decide *when* to sync; nothing it writes depends
+on the clock, so the same records always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from engine import (
+    FORMAT_VERSION,
+    Event,
+    EventRecord,
+    Intent,
+    IntentRecord,
+    JournalHeader,
+    Record,
+)
+
+from ._format import (
+    FRAME,
+    MAGIC,
+    MAX_RECORD_BYTES,
+    PREAMBLE,
+    TAG_EVENT,
+    segment_index,
+    segment_name,
+    segment_paths,
+)
+from ._reader import JournalError, TornTail, _open_segment, find_next_frame
+
+__all__ = ["DEFAULT_SEGMENT_BYTES", "Durability", "JournalWriter", "WriterStats"]
+
+DEFAULT_SEGMENT_BYTES = 64 << 20
+_WRITE_CHUNK = 1 << 20
+_fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+_pack_frame = FRAME.pack
+_crc32 = zlib.crc32
+
+
+class Durability(msgspec.Struct, frozen=True):
+    mode: Literal["none", "interval", "every"] = "interval"
+    interval_ms: float = 2.0
+
+    @classmethod
+    def parse(cls, text: str) -> Durability:
+        """``none`` | ``every`` | ``interval`` | ``interval:10`` (ms) | ``10ms``."""
+        t = text.strip().lower()
+        if t in ("none", "every", "interval"):
+            return cls(t)  # type: ignore[arg-type]
+        if t.startswith("interval:"):
+            t = t.split(":", 1)[1]
+        t = t.removesuffix("ms")
+        try:
+            ms = float(t)
+        except ValueError:
+            raise ValueError(
+                f"durability {text!r}: use none, every, interval or interval:<ms>"
+            ) from None
+        if not ms > 0:
+            raise ValueError(f"durability interval must be > 0 ms, got {text!r}")
+        return cls("interval", ms)
+
+    def describe(self) -> str:
+        return f"interval:{self.interval_ms:g}ms" if self.mode == "interval" else self.mode
+
+
+class WriterStats(msgspec.Struct):
+    records: int = 0
+    events: int = 0
+    bytes: int = 0
+    writes: int = 0
+    syncs: int = 0
+    segments: int = 0
+    #: append -> durable latencies (ns), only collected when ``track_latency`` is on
+    latencies_ns: list[int] = msgspec.field(default_factory=list)
+
+
+class JournalWriter:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        next_seq: int,
+        segment: int,
+        durability: Durability,
+        segment_bytes: int,
+        track_latency: bool = False,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.path = path
+        self.durability = durability
+        self.segment_bytes = segment_bytes
+        self._stats = WriterStats()
+        self._next_seq = next_seq
+        self._segment = segment
+        self._clock = clock
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._buf = bytearray()
+        self._fd = -1
+        self._file_size = 0
+        self._interval_ns = int(durability.interval_ms * 1_000_000)
+        self._last_sync_ns = clock()
+        self._track = track_latency
+        self._pending_append_ns: list[int] = []
+        self.durable_seq = next_seq - 1
+        self._written_seq = next_seq - 1
+        self._closed = False
+        self._events = 0
+        self._records = 0
+        #: write the buffer once it holds this much (a chunk, or what fills the segment)
+        self._flush_at = _WRITE_CHUNK
+        self._plain = durability.mode == "none" and not track_latency
+
+    @property
+    def stats(self) -> WriterStats:
+        s = self._stats
+        s.events = self._events
+        s.records = self._records
+        return s
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        header: JournalHeader,
+        *,
+        durability: Durability | None = None,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        track_latency: bool = False,
+        overwrite: bool = False,
+    ) -> JournalWriter:
+        """Start a new journal at ``path`` (a directory) with ``header`` as its first record."""
+        path = Path(path)
+        if path.exists():
+            existing = segment_paths(path) if path.is_dir() else [path]
+            if existing and not overwrite:
+                raise JournalError(
+                    f"{path} already holds a journal; choose another --out or delete it"
+                )
+            for p in existing:
+                p.unlink()
+        path.mkdir(parents=True, exist_ok=True)
+        w = cls(
+            path,
+            next_seq=1,
+            segment=0,
+            durability=durability or Durability(),
+            segment_bytes=segment_bytes,
+            track_latency=track_latency,
+        )
+        w._open_segment(0, first_seq=1)
+        w._append(header)
+        w.commit()
+        return w
+
+    @classmethod
+    def open_append(
+        cls,
+        path: str | Path,
+        *,
+        durability: Durability | None = None,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        track_latency: bool = False,
+    ) -> tuple[JournalWriter, TornTail | None]:
+        """Reopen an existing journal for appending, truncating a torn tail first.
+
+        The cut bytes are kept in a side file next to the segment. Returns the writer and what
+        was cut (None if the journal ended cleanly).
+        """
+        path = Path(path)
+        segments = segment_paths(path)
+        if not segments:
+            raise JournalError(f"{path} holds no journal to append to")
+        last = segments[-1]
+        last_seq, end, torn = _scan_tail(last)
+        if torn is not None:
+            cut_to_side_file(last, end)
+        index = segment_index(last)
+        w = cls(
+            path,
+            next_seq=last_seq + 1,
+            segment=index,
+            durability=durability or Durability(),
+            segment_bytes=segment_bytes,
+            track_latency=track_latency,
+        )
+        w._fd = os.open(last, os.O_WRONLY | os.O_APPEND)
+        w._file_size = os.fstat(w._fd).st_size
+        w._flush_at = min(_WRITE_CHUNK, max(1, w.segment_bytes - w._file_size))
+        return w, torn
+
+    def _open_segment(self, index: int, first_seq: int) -> None:
+        seg = self.path / segment_name(index)
+        fd = os.open(seg, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        os.write(fd, PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, index, 0, first_seq))
+        self._fd = fd
+        self._segment = index
+        self._file_size = PREAMBLE.size
+        self._flush_at = min(_WRITE_CHUNK, max(1, self.segment_bytes - self._file_size))
+        self._stats.segments += 1
+        if self.durability.mode != "none":
+            _fdatasync(fd)
+            _sync_dir(self.path)
+
+    # -- appending -----------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def append_event(self, recv_ns: int, event: Event) -> EventRecord:
+        """Stamp ``event`` with the next sequence number and journal it."""
+        seq = self._next_seq
+        rec = EventRecord(seq, recv_ns, event)
+        self._next_seq = seq + 1
+        self._events += 1
+        self._append(rec)
+        return rec
+
+    def append_record(self, rec: EventRecord) -> None:
+        """Journal an already-stamped event (its seq must be the next one)."""
+        if rec.seq != self._next_seq:
+            raise JournalError(f"record seq {rec.seq} is not the next seq {self._next_seq}")
+        self._next_seq += 1
+        self._events += 1
+        self._append(rec)
+
+    def append_intents(self, seq: int, intents: Sequence[Intent]) -> None:
+        """Journal the intents the step of event ``seq`` produced (nothing if none)."""
+        if intents:
+            self._append(IntentRecord(seq, list(intents)))
+
+    def _append(self, rec: Record) -> None:
+        payload = self._encode(rec)
+        n = len(payload)
+        if n > MAX_RECORD_BYTES:
+            raise JournalError(f"record of {n} bytes exceeds the {MAX_RECORD_BYTES} byte limit")
+        buf = self._buf
+        buf += _pack_frame(n, _crc32(payload))
+        buf += payload
+        self._records += 1
+        if self._plain:  # durability "none", no latency tracking: the hot path of imports
+            if len(buf) >= self._flush_at:
+                self._write_buffer()
+            return
+        if self._closed:
+            raise JournalError("journal writer is closed")
+        if self._track:
+            self._pending_append_ns.append(self._clock())
+        mode = self.durability.mode
+        if mode == "interval":
+            if self._clock() - self._last_sync_ns >= self._interval_ns:
+                self.commit()
+        elif mode == "every":
+            self.commit()
+        elif len(buf) >= self._flush_at:
+            self._write_buffer()
+
+    # -- committing ----------------------------------------------------------------------
+
+    def _write_buffer(self) -> None:
+        buf = self._buf
+        if not buf:
+            return
+        view = memoryview(buf)
+        written = 0
+        try:
+            while written < len(buf):
+                written += os.write(self._fd, view[written:])
+        finally:
+            view.release()
+        self._file_size += len(buf)
+        self._stats.bytes += len(buf)
+        self._stats.writes += 1
+        buf.clear()
+        self._written_seq = self._next_seq - 1
+        if self._file_size >= self.segment_bytes:
+            self._rotate()
+        self._flush_at = min(_WRITE_CHUNK, max(1, self.segment_bytes - self._file_size))
+
+    def commit(self) -> None:
+        """Write everything appended so far; make it durable unless the policy is ``none``."""
+        self._write_buffer()
+        if self.durability.mode != "none":
+            self.sync()
+
+    def sync(self) -> None:
+        """fdatasync what has been written (safe to call from a worker thread)."""
+        _fdatasync(self._fd)
+        now = self._clock()
+        self._last_sync_ns = now
+        self._stats.syncs += 1
+        self.durable_seq = self._written_seq
+        if self._track and self._pending_append_ns:
+            self._stats.latencies_ns.extend(now - t for t in self._pending_append_ns)
+            self._pending_append_ns.clear()
+
+    def _rotate(self) -> None:
+        if self.durability.mode != "none":
+            _fdatasync(self._fd)
+        os.close(self._fd)
+        self._open_segment(self._segment + 1, first_seq=self._next_seq)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self._write_buffer()
+            _fdatasync(self._fd)  # a clean close is always durable
+            self.durable_seq = self._written_seq
+        finally:
+            os.close(self._fd)
+            self._closed = True
+            self._plain = False  # so a late append takes the checked path and raises
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _scan_tail(segment: Path) -> tuple[int, int, TornTail | None]:
+    """(last event seq, end of the last complete frame, torn tail or None) of a segment."""
+    data, size, first_seq = _open_segment(segment)
+    last_seq = first_seq - 1
+    off = PREAMBLE.size
+    fs = FRAME.size
+    last_event_payload: memoryview | None = None
+    while off < size:
+        if off + fs > size:
+            break
+        n, crc = FRAME.unpack_from(data, off)
+        end = off + fs + n
+        if end > size or zlib.crc32(data[off + fs : end]) != crc:
+            break
+        if data[off + fs + 1] == TAG_EVENT:
+            last_event_payload = data[off + fs : end]
+        off = end
+    if last_event_payload is not None:
+        last_seq = msgspec.msgpack.decode(last_event_payload, type=EventRecord).seq
+    if off >= size:
+        return last_seq, off, None
+    if find_next_frame(data, off + 1, size) >= 0:
+        raise JournalError(
+            f"{segment} is corrupt at byte {off} and valid records follow: not a torn tail. "
+            f"Run `replaymm journal check {segment.parent}`"
+        )
+    return last_seq, off, TornTail(str(segment), off, size - off, last_seq)
+
+
+def cut_to_side_file(segment: Path, offset: int) -> Path:
+    """Truncate ``segment`` at ``offset``, saving the cut bytes to ``<segment>.cut-<offset>``."""
+    side = segment.with_name(f"{segment.name}.cut-{offset}")
+    with open(segment, "r+b") as f:
+        f.seek(offset)
+        tail = f.read()
+        with open(side, "wb") as s:
+            s.write(tail)
+            s.flush()
+            os.fsync(s.fileno())
+        f.truncate(offset)
+        f.flush()
+        os.fsync(f.fileno())
+    return side

@@ -1,0 +1,113 @@
+"""The command line: every command runs, errors are one clear line."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import ROOT, data_file
+from tools.cli import main
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_demo(tmp_path):
+    out = run("demo", "--out", tmp_path, "--seconds", "10")
+    assert "identical" in out and "replaymm replay" in out
+    assert (tmp_path / "backtest" / "segment-000000.rmj").exists()
+
+
+def test_import_backtest_verify_show_check(tmp_path):
+    src = data_file("binance-usdm-ws-hftbacktest", "btcusdt_20240718.gz")
+    out = run("import", "binance-ws", src, "--out", tmp_path / "m")
+    assert "imported 11,414 lines" in out
+    out = run(
+        "backtest",
+        ROOT / "configs" / "simple-btcusdt.yaml",
+        "--data",
+        tmp_path / "m",
+        "--out",
+        tmp_path / "bt",
+        "--set",
+        "strategy.offset_ticks=3",
+    )
+    assert "net PnL" in out and "BTCUSDT" in out
+    assert "identical:" in run("replay", tmp_path / "bt", "--verify")
+    out = run("replay", tmp_path / "bt", "--until", "3000", "--show")
+    assert "state at seq 3,000" in out and "open orders" in out
+    assert '"seq": 3000' in run("replay", tmp_path / "bt", "--until", "3000", "--show", "--json")
+    assert "ok" in run("journal", "check", tmp_path / "bt")
+
+
+def test_journal_check_pinpoints_a_flipped_byte_and_repair_recovers_a_cut(tmp_path):
+    run("demo", "--out", tmp_path / "d", "--seconds", "5")
+    seg = tmp_path / "d" / "backtest" / "segment-000000.rmj"
+    data = bytearray(seg.read_bytes())
+    data[50_000] ^= 0x01
+    seg.write_bytes(bytes(data))
+    out = run("journal", "check", tmp_path / "d" / "backtest", code=1)
+    assert "CORRUPT" in out and "segment-000000.rmj at byte" in out
+    data[50_000] ^= 0x01
+    seg.write_bytes(bytes(data[:-7]))  # a crash in the middle of the last write
+    out = run("journal", "check", tmp_path / "d" / "backtest", code=3)
+    assert "TORN TAIL" in out
+    out = run("journal", "repair", tmp_path / "d" / "backtest")
+    assert "repaired" in out and ".cut-" in out
+    assert "ok" in run("journal", "check", tmp_path / "d" / "backtest")
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        (
+            "strategy: {kind: simple_quoter, symbol: BTCUSDT, order_qty: 0}",
+            "order_qty must be positive",
+        ),
+        (
+            "strategy: {kind: simple_quoter, symbol: BTCUSDT, order_qty: 0.001, offset_ticks: -1}",
+            "strategy.offset_ticks",
+        ),
+        ("strategy: {kind: nope}", "strategy"),
+        ("stratgy: {}", "unknown section 'stratgy'"),
+        (
+            "strategy: {kind: simple_quoter, symbol: BTCUSDT, order_qty: 0.001}\nlive: {api_secret: abc}",
+            "secrets do not belong",
+        ),
+        ("strategy: [", "not valid YAML"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path, yaml, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml)
+    run("demo", "--out", tmp_path / "d", "--seconds", "2")
+    result = CliRunner().invoke(
+        main,
+        [
+            "backtest",
+            str(cfg),
+            "--data",
+            str(tmp_path / "d" / "market"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_other_errors_are_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["replay", str(tmp_path), "--verify"])
+    assert result.exit_code == 2 and "no journal segments" in result.output
+    run("demo", "--out", tmp_path / "d", "--seconds", "2")
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "d" / "market"), "--verify"])
+    assert result.exit_code == 2 and "nothing ran on it" in result.output
+    result = CliRunner().invoke(
+        main, ["import", "binance-ws", str(ROOT / "pyproject.toml"), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2 and result.output.startswith("error:")

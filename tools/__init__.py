@@ -1,0 +1,1 @@
+"""The ``replaymm`` command line and developer tools."""

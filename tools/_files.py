@@ -1,0 +1,88 @@
+"""Reading recorded data files: gzip or plain, line by line, fast, with progress hooks."""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+__all__ = ["file_digest", "iter_lines"]
+
+_CHUNK = 1 << 20
+_DONE = b""
+
+
+def _inflate_chunks(
+    path: Path, out: queue.Queue[tuple[int, bytes] | bytes | BaseException]
+) -> None:
+    """Producer thread: read and decompress ``path`` in chunks (zlib releases the GIL)."""
+    try:
+        with open(path, "rb") as f:
+            gz = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            inflate = zlib.decompressobj(wbits=31) if gz else None
+            while raw := f.read(_CHUNK):
+                size = len(raw)
+                if inflate is not None:
+                    data = inflate.decompress(raw)
+                    # concatenated gzip members: start a new decompressor on the leftovers
+                    while inflate.eof and inflate.unused_data:
+                        leftover = inflate.unused_data
+                        inflate = zlib.decompressobj(wbits=31)
+                        data += inflate.decompress(leftover)
+                else:
+                    data = raw
+                out.put((size, data))
+            if inflate is not None and (tail := inflate.flush()):
+                out.put((0, tail))
+        out.put(_DONE)
+    except BaseException as e:  # handed to the consumer, which re-raises it
+        out.put(e)
+
+
+def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """Lines of ``path`` without their newline; gzip is detected by its magic bytes.
+
+    A helper thread reads and decompresses 1 MB chunks ahead of the consumer (zlib runs
+    without the GIL, so this overlaps with parsing on a second core). ``on_bytes`` is told
+    how many file bytes each chunk consumed, to drive a progress bar.
+    """
+    chunks: queue.Queue[tuple[int, bytes] | bytes | BaseException] = queue.Queue(maxsize=8)
+    worker = threading.Thread(target=_inflate_chunks, args=(path, chunks), daemon=True)
+    worker.start()
+    rest = b""
+    try:
+        while True:
+            item = chunks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not isinstance(item, tuple):
+                break
+            size, data = item
+            if on_bytes is not None:
+                on_bytes(size)
+            if rest:
+                data = rest + data
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            yield from lines
+        if rest:
+            yield rest
+    finally:
+        # a consumer that stops early must not leave the producer blocked on a full queue
+        while worker.is_alive():
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

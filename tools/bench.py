@@ -1,0 +1,373 @@
+"""``replaymm bench``: the performance figures, measured on real recorded data.
+
+Each figure is the median of ``runs`` repetitions, printed next to a baseline measured in the
+same process (the machines are shared and noisy: ratios are more trustworthy than absolute
+rates). The real session (~94k lines) is repeated until the journal holds ``min_events``;
+each copy's update ids, trade ids and times are shifted, so at every copy boundary the book
+sees a gap and resyncs from that copy's own snapshot, as after a reconnect.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine import (
+    FORMAT_VERSION,
+    BookDeltaReceived,
+    BookSnapshotReceived,
+    Event,
+    EventRecord,
+    JournalHeader,
+    TopOfBookUpdated,
+    TradePrinted,
+    registry_hash,
+)
+from journal import Durability, JournalReader, JournalWriter, code_digest, code_version, read_header
+from replay import engine_for, run_backtest, verify
+from replay._verify import gc_paused
+
+from ._console import console, fmt_rate
+from ._files import iter_lines
+from .import_ws import import_binance_ws
+
+__all__ = ["run_bench"]
+
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "binance-usdm-ws-hftbacktest"
+    / "btcusdt_20240808.gz"
+)
+
+BENCH_CONFIG: dict[str, Any] = {
+    "strategy": {
+        "kind": "simple_quoter",
+        "symbol": "BTCUSDT",
+        "order_qty": "0.002",
+        "offset_ticks": 2,
+        "requote_ticks": 1,
+        "max_position": "0.010",
+    },
+    "backtest": {"order_latency_ms": 5, "response_latency_ms": 5},
+}
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else 0.0
+
+
+def _timed(fn: Callable[[], Any], runs: int) -> tuple[list[float], Any]:
+    times = []
+    out = None
+    for _ in range(runs):
+        gc.collect()
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return times, out
+
+
+def _shift(ev: Event, k: int, id_shift: int, t_shift: int) -> Event:
+    if not k:
+        return ev
+    t = type(ev)
+    if t is TopOfBookUpdated:
+        return msgspec.structs.replace(
+            ev, update_id=ev.update_id + id_shift, ts_ns=ev.ts_ns + t_shift
+        )
+    if t is BookDeltaReceived:
+        return msgspec.structs.replace(
+            ev,
+            first_update_id=ev.first_update_id + id_shift,
+            final_update_id=ev.final_update_id + id_shift,
+            prev_final_update_id=ev.prev_final_update_id + id_shift,
+            ts_ns=ev.ts_ns + t_shift,
+        )
+    if t is BookSnapshotReceived:
+        return msgspec.structs.replace(
+            ev, last_update_id=ev.last_update_id + id_shift, ts_ns=ev.ts_ns + t_shift
+        )
+    if t is TradePrinted:
+        return msgspec.structs.replace(
+            ev, trade_id=ev.trade_id + id_shift, ts_ns=ev.ts_ns + t_shift
+        )
+    return ev
+
+
+def build_repeated(session: Path, out: Path, min_events: int) -> int:
+    """Write a market-data journal holding ``session`` repeated to >= ``min_events`` events."""
+    header = read_header(session)
+    records = list(JournalReader(session).events())
+    instruments = [r for r in records if type(r.event).__name__ == "InstrumentLoaded"]
+    market = [r for r in records if type(r.event).__name__ != "InstrumentLoaded"]
+    span = market[-1].recv_ns - market[0].recv_ns + 1_000_000_000
+    id_shift = 10**12
+    copies = -(-min_events // len(market))
+    new_header = JournalHeader(
+        format_version=FORMAT_VERSION,
+        registry_hash=registry_hash(),
+        code_version=code_version(),
+        code_digest=code_digest(),
+        kind="market-data",
+        config={},
+        instruments=header.instruments,
+        source={"tool": "bench", "repeated": copies, "of": header.source},
+    )
+    n = 0
+    with JournalWriter.create(out, new_header, durability=Durability("none"), overwrite=True) as w:
+        for r in instruments:
+            w.append_event(r.recv_ns, r.event)
+        for k in range(copies):
+            for r in market:
+                w.append_event(r.recv_ns + k * span, _shift(r.event, k, k * id_shift, k * span))
+                n += 1
+    return n + len(instruments)
+
+
+def _rss_of_verify(path: Path) -> int:
+    """Peak RSS (kB) of a fresh process that verifies ``path``.
+
+    Read from /proc/self/status VmHWM: ``ru_maxrss`` would include the parent's peak, since
+    Linux keeps it across fork+exec.
+    """
+    code = (
+        "import sys\nfrom replay import verify\nverify(sys.argv[1])\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) -> dict[str, Any]:
+    data = data or DEFAULT_DATA
+    if not data.exists():
+        raise FileNotFoundError(2, "recorded session not found (pass --data FILE)", str(data))
+
+    def want(section: str) -> bool:
+        return not only or section in only
+
+    figures: dict[str, Any] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="replaymm-bench-"))
+    console.print(
+        f"[bold]replaymm bench[/] on {data.name}; median of {runs} runs; journal >= {min_events:,} events; "
+        f"CPython {sys.version.split()[0]}, {os.cpu_count()} cores; scratch {tmp}"
+    )
+
+    # -- import --------------------------------------------------------------------------
+    session = tmp / "session"
+    times, report = _timed(
+        lambda: import_binance_ws([data], session, overwrite=True), runs if want("import") else 1
+    )
+    lines = report.lines
+    if want("import"):
+        base, _ = _timed(lambda: sum(1 for _ in iter_lines(data)), runs)
+        rate = lines / _median(times)
+        figures["import_lines_per_s"] = rate
+        console.print(f"\n[bold]import[/] ({lines:,} lines, gzip JSON -> journal)")
+        console.print(
+            f"  import: {fmt_rate(rate)} lines/s  (median {_median(times):.3f} s; target >= 200 k)"
+        )
+        console.print(
+            f"  baseline, gunzip + split lines only: {fmt_rate(lines / _median(base))} lines/s "
+            f"-> import costs {_median(times) / _median(base):.1f}x the bare read"
+        )
+
+    # -- the repeated session ------------------------------------------------------------
+    big = tmp / "market"
+    t = time.perf_counter()
+    n_events = build_repeated(session, big, min_events)
+    console.print(
+        f"\nrepeated session: {n_events:,} market events ({time.perf_counter() - t:.1f} s to build)"
+    )
+    events = [(r.recv_ns, r.event) for r in JournalReader(session).events()]
+
+    # -- journal write -------------------------------------------------------------------
+    if want("journal"):
+        console.print(
+            "\n[bold]journal write[/] (encode + frame + CRC + write; the session's events, repeated)"
+        )
+        reps = -(-min_events // len(events))
+        for policy, limit in (
+            ("none", None),
+            ("interval:2", None),
+            ("interval:5", None),
+            ("every", 20_000),
+        ):
+            d = Durability.parse(policy)
+            count = limit or reps * len(events)
+            rates, p50s, p99s = [], [], []
+            # throughput runs, then one more with append->durable latency tracking (which
+            # costs a clock read per append, so it is kept out of the throughput figure)
+            n_runs = runs if limit is None else 1
+            for i in range(n_runs + (d.mode != "none")):
+                track = i == n_runs
+                path = tmp / f"w-{i}"
+                w = JournalWriter.create(
+                    path,
+                    JournalHeader(FORMAT_VERSION, "", "", "", "bench", {}, []),
+                    durability=d,
+                    overwrite=True,
+                    track_latency=track,
+                )
+                gc.collect()
+                t0 = time.perf_counter()
+                k = 0
+                with gc_paused():
+                    while k < count:
+                        for recv, ev in events:
+                            w.append_event(recv, ev)
+                            k += 1
+                            if k >= count:
+                                break
+                    w.commit()
+                if not track:
+                    rates.append(count / (time.perf_counter() - t0))
+                w.close()
+                lat = sorted(w.stats.latencies_ns)
+                if lat:
+                    p50s.append(lat[len(lat) // 2] / 1e6)
+                    p99s.append(lat[int(len(lat) * 0.99)] / 1e6)
+            rate = _median(rates)
+            figures[f"journal_{policy}_events_per_s"] = rate
+            extra = ""
+            if p99s:
+                figures[f"journal_{policy}_p99_ms"] = _median(p99s)
+                extra = f", append->durable p50 {_median(p50s):.2f} ms p99 {_median(p99s):.2f} ms"
+            console.print(
+                f"  durability {policy:<11} {fmt_rate(rate):>8} events/s over {count:,} events{extra}"
+            )
+        console.print("  (targets: >= 1 M events/s with group commit, p99 append->durable <= 5 ms)")
+
+    # -- backtest ------------------------------------------------------------------------
+    bt = tmp / "backtest"
+    times, result = _timed(
+        lambda: run_backtest(BENCH_CONFIG, big, bt, overwrite=True), runs if want("backtest") else 1
+    )
+    if want("backtest"):
+        rate = result.events_in / _median(times)
+        figures["backtest_events_per_s"] = rate
+        console.print(
+            f"\n[bold]backtest[/] simple quoter, minimal exchange model: {fmt_rate(rate)} market events/s "
+            f"({result.events_out:,} events out, {result.intents:,} intents, {result.summary.fills:,} fills)"
+        )
+
+    # -- replay --verify -----------------------------------------------------------------
+    if want("replay"):
+        times, v = _timed(lambda: verify(bt), runs)
+        assert v.identical
+        rate = v.events / _median(times)
+        figures["verify_events_per_s"] = rate
+
+        def read_decode() -> int:
+            dec = msgspec.msgpack.Decoder(EventRecord).decode
+            n = 0
+            for _p, _o, payload in JournalReader(bt).frames():
+                if payload[1] == 1:
+                    dec(payload)
+                    n += 1
+            return n
+
+        base, _ = _timed(read_decode, runs)
+        gc_on, _ = _timed(lambda: _verify_gc_on(bt), max(1, runs // 2))
+        console.print(f"\n[bold]replay --verify[/] ({v.events:,} events, {v.intents:,} intents)")
+        console.print(
+            f"  verify, GC paused: {fmt_rate(rate)} events/s (target >= 400 k, goal 750 k)"
+        )
+        console.print(
+            f"  verify, GC on:     {fmt_rate(v.events / _median(gc_on))} events/s "
+            f"-> GC control gains {_median(gc_on) / _median(times):.2f}x"
+        )
+        console.print(
+            f"  baseline, read + CRC + decode only: {fmt_rate(v.events / _median(base))} events/s "
+            f"-> the reducer and the comparison take {1 - _median(base) / _median(times):.0%} of verify"
+        )
+
+    # -- reducer step latency ------------------------------------------------------------
+    if want("step"):
+        engine = engine_for(read_header(bt))
+        step = engine.step
+        durations: list[int] = []
+        add = durations.append
+        clock = time.perf_counter_ns
+        dec = msgspec.msgpack.Decoder(EventRecord).decode
+        with gc_paused():
+            for _p, _o, payload in JournalReader(bt).frames():
+                if payload[1] != 1:
+                    continue
+                rec = dec(payload)
+                t0 = clock()
+                step(rec)
+                add(clock() - t0)
+        empty = []
+        for _ in range(100_000):
+            t0 = clock()
+            empty.append(clock() - t0)
+        durations.sort()
+        n = len(durations)
+        overhead = statistics.median(empty)
+        p50 = (durations[n // 2] - overhead) / 1e3
+        p99 = (durations[int(n * 0.99)] - overhead) / 1e3
+        p999 = (durations[int(n * 0.999)] - overhead) / 1e3
+        mx = durations[-1] / 1e3
+        figures.update(step_p50_us=p50, step_p99_us=p99, step_max_us=mx)
+        console.print(
+            f"\n[bold]reducer step[/] over {n:,} events (timer overhead {overhead:.0f} ns subtracted)"
+        )
+        console.print(
+            f"  p50 {p50:.2f} us, p99 {p99:.2f} us, p99.9 {p999:.2f} us, max {mx:.0f} us "
+            "(targets: p99 <= 15 us, max <= 1 ms)"
+        )
+
+    # -- memory --------------------------------------------------------------------------
+    if want("memory"):
+        small = tmp / "small-bt"
+        small_market = tmp / "small-market"
+        build_repeated(session, small_market, max(10_000, min_events // 4))
+        run_backtest(BENCH_CONFIG, small_market, small, overwrite=True)
+        rss_small = _rss_of_verify(small)
+        rss_big = _rss_of_verify(bt)
+        size_small = sum(p.stat().st_size for p in small.glob("segment-*"))
+        size_big = sum(p.stat().st_size for p in bt.glob("segment-*"))
+        figures.update(rss_small_mb=rss_small / 1024, rss_big_mb=rss_big / 1024)
+        console.print(
+            "\n[bold]peak memory[/] of a fresh `verify` process (streaming: should not grow with the journal)"
+        )
+        console.print(
+            f"  journal {size_small / 1e6:.0f} MB -> {rss_small / 1024:.0f} MB RSS;  "
+            f"journal {size_big / 1e6:.0f} MB -> {rss_big / 1024:.0f} MB RSS"
+        )
+    _cleanup(tmp)
+    return figures
+
+
+def _verify_gc_on(path: Path) -> None:
+    import replay._verify as v
+
+    original = v.gc_paused
+    import contextlib
+
+    v.gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+    try:
+        verify(path)
+    finally:
+        v.gc_paused = original
+
+
+def _cleanup(tmp: Path) -> None:
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)

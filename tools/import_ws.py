@@ -1,0 +1,294 @@
+"""``replaymm import binance-ws``: recorded Binance WebSocket files -> a market-data journal.
+
+Understands three line layouts, detected per file from its first line:
+
+* hftbacktest's collector (``<recv ts> <json>``; ts in ns, or µs in the 2023 ``.dat.gz``
+  files); the JSON is a combined-stream envelope, except one line per file that is the raw
+  REST depth snapshot;
+* cryptofeed's raw WS capture (first line = the subscribed URL, then ``<recv secs>: <json>``);
+* cryptofeed's REST snapshot log (``<url> -> <recv secs>: <json>``).
+
+Several files are merged into one journal by receive time (ties keep file order), so the two
+halves of a session split at midnight, or BTC and ETH recorded side by side, become one
+stream. Each event's receive time is the recorder's own timestamp.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import msgspec
+
+from adapters.binance import MarketParser, UnknownSymbol
+
+from ._files import file_digest, iter_lines
+from ._import_common import ImportFailed, ImportReport, ImportSink, InstrumentTable, to_ns
+
+__all__ = ["import_binance_ws"]
+
+_SYMBOL_IN_STREAM = re.compile(rb'"stream"\s*:\s*"([a-z0-9_]+)@')
+_SYMBOL_IN_URL = re.compile(rb"[/=]([a-z0-9]+)@")
+_FILENAME_SYMBOL = re.compile(r"^([a-z0-9]+?)_\d{8}", re.I)
+
+# (recv_ns, file index, line number, kind, payload, snapshot symbol)
+Item = tuple[int, int, int, int, bytes, str]
+_STREAM, _SNAPSHOT, _RAW = 0, 1, 2
+
+
+def _secs_to_ns(text: bytes) -> int:
+    whole, _, frac = text.strip().partition(b".")
+    return int(whole) * 1_000_000_000 + int(frac[:9].ljust(9, b"0") or b"0")
+
+
+def _classify(payload: bytes) -> int:
+    head = payload[:24]
+    if head.startswith(b'{"stream"'):
+        return _STREAM
+    if b"lastUpdateId" in head:
+        return _SNAPSHOT
+    return _RAW
+
+
+class _FileSource:
+    """One recorded file as a stream of items, plus what it says about its symbols."""
+
+    def __init__(
+        self, index: int, path: Path, on_bytes: Callable[[int], None], sink: ImportSink
+    ) -> None:
+        self.index = index
+        self.path = path
+        self.name = path.name
+        self.on_bytes = on_bytes
+        self.sink = sink
+        self.symbols: list[str] = []
+        m = _FILENAME_SYMBOL.match(path.name)
+        self.filename_symbol = m.group(1).upper() if m else ""
+
+    def _seen(self, payload: bytes) -> None:
+        m = _SYMBOL_IN_STREAM.search(payload[:64])
+        if m:
+            sym = m.group(1).decode().upper()
+            if sym not in self.symbols:
+                self.symbols.append(sym)
+
+    def _snapshot_symbol(self) -> str:
+        if len(self.symbols) == 1:
+            return self.symbols[0]
+        if self.filename_symbol:
+            return self.filename_symbol
+        return ""
+
+    def items(self) -> Iterator[Item]:
+        lines = iter_lines(self.path, self.on_bytes)
+        idx = self.index
+        first = True
+        layout = "hft"
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            if first:
+                first = False
+                if line.startswith((b"wss://", b"ws://")):
+                    layout = "cf-ws"
+                    for m in _SYMBOL_IN_URL.finditer(line):
+                        sym = m.group(1).decode().upper()
+                        if sym not in self.symbols:
+                            self.symbols.append(sym)
+                    continue
+                if line.startswith((b"https://", b"http://")):
+                    layout = "cf-rest"
+            try:
+                if layout == "hft":
+                    sp = line.index(b" ")
+                    recv = to_ns(int(line[:sp]))
+                    payload = line[sp + 1 :]
+                    symbol = ""
+                elif layout == "cf-ws":
+                    i = line.index(b": ")
+                    recv = _secs_to_ns(line[:i])
+                    payload = line[i + 2 :]
+                    symbol = ""
+                else:
+                    url, _, rest = line.partition(b" -> ")
+                    i = rest.index(b": ")
+                    recv = _secs_to_ns(rest[:i])
+                    payload = rest[i + 2 :]
+                    q = parse_qs(urlparse(url.decode()).query)
+                    symbol = q.get("symbol", [""])[0].upper()
+            except ValueError:
+                self.sink.malformed(self.name, lineno, "no '<timestamp> <json>' layout", line)
+                continue
+            kind = _classify(payload)
+            if kind == _STREAM:
+                if lineno <= 2000:  # enough to learn which symbols a file carries
+                    self._seen(payload)
+            elif kind == _SNAPSHOT and not symbol:
+                symbol = self._snapshot_symbol()
+            yield recv, idx, lineno, kind, payload, symbol
+
+
+def import_binance_ws(
+    files: list[Path],
+    out: Path,
+    *,
+    exchange_info: list[Path] | None = None,
+    infer_filters: bool = False,
+    strict: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import recorded combined-stream files into a new journal at ``out``."""
+    for f in files:
+        if not f.is_file():
+            raise ImportFailed(f"{f}: no such file")
+    started = time.perf_counter()
+    table = InstrumentTable(exchange_info or [], _infer_filters(files) if infer_filters else None)
+    # Symbols known up front go into the header; a symbol first seen later is announced
+    # by an InstrumentLoaded event just before its first message.
+    for sym in _prescan_symbols(files):
+        table.get(sym)
+    parser = MarketParser(list(table.loaded.values()))
+    source = {
+        "tool": "import binance-ws",
+        "files": [f.name for f in files],
+        "sha256": [file_digest(f) for f in files],
+    }
+    sink = ImportSink(
+        out,
+        instruments=list(table.loaded.values()),
+        source=source,
+        strict=strict,
+        overwrite=overwrite,
+    )
+    tick = progress or (lambda n: None)
+    sources = [_FileSource(i, f, tick, sink) for i, f in enumerate(files)]
+    stream: Iterator[Item]
+    if len(sources) == 1:
+        stream = sources[0].items()
+    else:
+        stream = heapq.merge(*(s.items() for s in sources))
+    names = [f.name for f in files]
+    lines = 0
+    parse_combined = parser.parse_combined
+    emit = sink.event
+    decode_error = (msgspec.DecodeError, msgspec.ValidationError, ValueError)
+    try:
+        for recv, fidx, lineno, kind, payload, symbol in stream:
+            lines += 1
+            try:
+                if kind == _STREAM:
+                    ev = parse_combined(payload)
+                elif kind == _SNAPSHOT:
+                    if not symbol:
+                        sink.malformed(
+                            names[fidx],
+                            lineno,
+                            "depth snapshot for an unknown symbol (file has several)",
+                            payload,
+                        )
+                        continue
+                    _ensure(parser, table, sink, symbol)
+                    ev = parser.parse_snapshot(symbol, payload)
+                else:
+                    ev = parser.parse_payload(payload)
+            except UnknownSymbol as e:
+                _ensure(parser, table, sink, e.args[0])
+                ev = (
+                    parser.parse_combined(payload)
+                    if kind == _STREAM
+                    else parser.parse_payload(payload)
+                )
+            except decode_error as e:
+                sink.malformed(names[fidx], lineno, str(e), payload)
+                continue
+            if ev is not None:
+                emit(recv, ev)
+    finally:
+        for k, n in parser.skipped.items():
+            sink.skip(k, n)
+        report = sink.close(time.perf_counter() - started)
+    report.lines = lines
+    report.instruments = list(table.loaded)
+    return report
+
+
+def _decimals(text: str) -> int:
+    frac = text.partition(".")[2]
+    return len(frac.rstrip("0"))
+
+
+def _infer_filters(files: list[Path], lines: int = 5000) -> dict[str, tuple[str, str]]:
+    """symbol -> (tickSize, stepSize) guessed from the decimals in each file's first lines.
+
+    The guess (10^-decimals seen) is a grid every recorded value lies on, which is what a
+    replay needs; the real tick can be coarser (e.g. 0.5). Use it only when no exchangeInfo
+    of the recording's date is at hand: filters change over the years.
+    """
+    price_dec: dict[str, int] = {}
+    qty_dec: dict[str, int] = {}
+
+    def see(sym: str, prices: list[str], qtys: list[str]) -> None:
+        price_dec[sym] = max([price_dec.get(sym, 0), *map(_decimals, prices)])
+        qty_dec[sym] = max([qty_dec.get(sym, 0), *map(_decimals, qtys)])
+
+    for f in files:
+        for n, line in enumerate(iter_lines(f)):
+            if n >= lines:
+                break
+            start = line.find(b"{")
+            if start < 0:
+                continue
+            try:
+                msg = msgspec.json.decode(line[start:])
+            except msgspec.DecodeError:
+                continue
+            data = msg.get("data", msg) if isinstance(msg, dict) else None
+            if not isinstance(data, dict) or "s" not in data:
+                continue
+            sym = str(data["s"])
+            e = data.get("e")
+            if e == "bookTicker":
+                see(sym, [data["b"], data["a"]], [data["B"], data["A"]])
+            elif e == "depthUpdate":
+                levels = data.get("b", []) + data.get("a", [])
+                see(sym, [p for p, _ in levels], [q for _, q in levels])
+            elif e in ("trade", "aggTrade"):
+                see(sym, [data["p"]], [data["q"]])
+    return {
+        s: (
+            format(Decimal(1).scaleb(-price_dec[s]), "f"),
+            format(Decimal(1).scaleb(-qty_dec[s]), "f"),
+        )
+        for s in price_dec
+    }
+
+
+def _ensure(parser: MarketParser, table: InstrumentTable, sink: ImportSink, symbol: str) -> None:
+    if not parser.knows(symbol):
+        spec = table.get(symbol)
+        parser.add_instrument(spec)
+        sink.instrument(spec)
+
+
+def _prescan_symbols(files: list[Path]) -> list[str]:
+    """Symbols named in each file's first lines (and its name), in a stable order."""
+    found: list[str] = []
+    for f in files:
+        m = _FILENAME_SYMBOL.match(f.name)
+        names = [m.group(1).upper()] if m else []
+        for n, line in enumerate(iter_lines(f)):
+            if n >= 200:
+                break
+            pattern = _SYMBOL_IN_URL if n == 0 and line.startswith(b"ws") else _SYMBOL_IN_STREAM
+            for hit in pattern.finditer(line[:4096] if n == 0 else line[:64]):
+                names.append(hit.group(1).decode().upper())
+        for s in names:
+            if s not in found:
+                found.append(s)
+    return found
