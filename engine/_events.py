@@ -26,6 +26,8 @@ import msgspec
 __all__ = [
     "EVENT_TYPES",
     "AccountSnapshotReceived",
+    "AccountUpdated",
+    "AmendRejected",
     "BalanceRow",
     "BookDeltaReceived",
     "BookSnapshotReceived",
@@ -302,6 +304,16 @@ class CancelRejected(_Event, frozen=True, tag=37):
     ts_ns: int
 
 
+class AmendRejected(_Event, frozen=True, tag=38):
+    """A modify (PUT /fapi/v1/order) was refused; the order stays as it was."""
+
+    inst: int
+    client_id: str
+    code: int
+    message: str
+    ts_ns: int
+
+
 # ---------------------------------------------------------------------------------------------
 # Account
 
@@ -351,6 +363,16 @@ class FundingSettled(_Event, frozen=True, tag=51):
     asset: str
 
 
+class AccountUpdated(_Event, frozen=True, tag=52):
+    """Balances and positions after a change (Binance's ACCOUNT_UPDATE): a fill ("ORDER"),
+    funding ("FUNDING_FEE"), a deposit, ... Values are new totals, not deltas."""
+
+    ts_ns: int
+    reason: str
+    balances: list[BalanceRow]
+    positions: list[PositionRow]
+
+
 EVENT_TYPES: tuple[type[_Event], ...] = (
     InstrumentLoaded,
     BookSnapshotReceived,
@@ -371,8 +393,10 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     OrderStatusUnknown,
     OrderAmended,
     CancelRejected,
+    AmendRejected,
     AccountSnapshotReceived,
     FundingSettled,
+    AccountUpdated,
 )
 
 Event = (
@@ -395,6 +419,8 @@ Event = (
     | OrderStatusUnknown
     | OrderAmended
     | CancelRejected
+    | AmendRejected
     | AccountSnapshotReceived
     | FundingSettled
+    | AccountUpdated
 )

@@ -28,6 +28,8 @@ from ._context import NO_INTENTS, Context
 from ._errors import InvalidEvent, InvariantViolation
 from ._events import (
     AccountSnapshotReceived,
+    AccountUpdated,
+    AmendRejected,
     BookDeltaReceived,
     BookSnapshotReceived,
     CancelRejected,
@@ -309,11 +311,28 @@ def _on_fill(st: EngineState, ctx: Context, ev: OrderFilled) -> None:
     st.strategy.on_fill(ctx, order, ev)
 
 
+def _on_amend_rejected(st: EngineState, ctx: Context, ev: AmendRejected) -> None:
+    order = st.order(ev.client_id)
+    if order is not None:
+        st.strategy.on_order(ctx, order)
+    if ev.code != -5027:  # -5027: "no need to modify"
+        ctx.alert(AlertLevel.WARNING, "amend_rejected", f"{ev.client_id}: {ev.code} {ev.message}")
+
+
 def _on_funding(st: EngineState, ctx: Context, ev: FundingSettled) -> None:
     st.position(ev.inst).funding += ev.amount
+    st.strategy.on_funding(ctx, ev)
+
+
+def _on_account_update(st: EngineState, ctx: Context, ev: AccountUpdated) -> None:
+    for b in ev.balances:
+        st.balances[b.asset] = b.wallet
+    st.strategy.on_account_update(ctx, ev)
 
 
 def _on_account(st: EngineState, ctx: Context, ev: AccountSnapshotReceived) -> None:
+    for b in ev.balances:
+        st.balances[b.asset] = b.wallet
     st.strategy.on_account(ctx, ev)
 
 
@@ -337,8 +356,10 @@ _HANDLERS: dict[type, Handler] = {
     OrderStatusUnknown: _on_unknown,
     OrderAmended: _on_amended,
     CancelRejected: _on_cancel_rejected,
+    AmendRejected: _on_amend_rejected,
     AccountSnapshotReceived: _on_account,
     FundingSettled: _on_funding,
+    AccountUpdated: _on_account_update,
 }
 
 

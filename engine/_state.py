@@ -199,6 +199,7 @@ class EngineState:
         self.next_timer_id = 1
         self.snapshot_requested: dict[int, bool] = {}
         self.connections: dict[str, int] = {}
+        self.balances: dict[str, int] = {}  # margin asset -> wallet balance, minor units
         self.failed: str = ""  # set on an invariant violation; every later step raises
         self.stats: dict[str, int] = {
             "intents": 0,

@@ -22,6 +22,7 @@ on the clock, so the same records always give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import zlib
@@ -110,6 +111,7 @@ class JournalWriter:
         durability: Durability,
         segment_bytes: int,
         track_latency: bool = False,
+        hash_records: bool = False,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.path = path
@@ -134,7 +136,13 @@ class JournalWriter:
         self._records = 0
         #: write the buffer once it holds this much (a chunk, or what fills the segment)
         self._flush_at = _WRITE_CHUNK
-        self._plain = durability.mode == "none" and not track_latency
+        #: sha256 over every record payload after the header (see ``digest``)
+        self._hasher = hashlib.sha256() if hash_records else None
+        self._plain = durability.mode == "none" and not track_latency and not hash_records
+
+    def digest(self) -> str:
+        """sha256 (16 hex digits) of every record after the header, if ``hash_records``."""
+        return self._hasher.hexdigest()[:16] if self._hasher is not None else ""
 
     @property
     def stats(self) -> WriterStats:
@@ -154,6 +162,7 @@ class JournalWriter:
         durability: Durability | None = None,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         track_latency: bool = False,
+        hash_records: bool = False,
         overwrite: bool = False,
     ) -> JournalWriter:
         """Start a new journal at ``path`` (a directory) with ``header`` as its first record."""
@@ -174,6 +183,7 @@ class JournalWriter:
             durability=durability or Durability(),
             segment_bytes=segment_bytes,
             track_latency=track_latency,
+            hash_records=hash_records,
         )
         w._open_segment(0, first_seq=1)
         w._append(header)
@@ -266,12 +276,14 @@ class JournalWriter:
         buf += _pack_frame(n, _crc32(payload))
         buf += payload
         self._records += 1
-        if self._plain:  # durability "none", no latency tracking: the hot path of imports
+        if self._plain:  # durability "none", no extras: the hot path of imports and backtests
             if len(buf) >= self._flush_at:
                 self._write_buffer()
             return
         if self._closed:
             raise JournalError("journal writer is closed")
+        if self._hasher is not None and self._records > 1:
+            self._hasher.update(payload)
         if self._track:
             self._pending_append_ns.append(self._clock())
         mode = self.durability.mode

@@ -1,8 +1,8 @@
-"""Replay and verify journals, backtest over recorded market data, summaries."""
+"""Replay and verify journals, backtest with the simulated exchange, summaries."""
 
-from ._backtest import BacktestResult, load_exchange_config, run_backtest
-from ._sim_minimal import MinimalExchange, MinimalExchangeConfig
-from ._summary import InstrumentSummary, Summary, summarize
+from ._backtest import MARKET_TYPES, BacktestResult, load_sim_config, run_backtest
+from ._compare import ActualRun, Comparison, actual_run, compare
+from ._summary import InstrumentSummary, RunStats, Summary
 from ._verify import (
     Divergence,
     ReplayError,
@@ -15,20 +15,23 @@ from ._verify import (
 )
 
 __all__ = [
+    "MARKET_TYPES",
+    "ActualRun",
     "BacktestResult",
+    "Comparison",
     "Divergence",
     "InstrumentSummary",
-    "MinimalExchange",
-    "MinimalExchangeConfig",
     "ReplayError",
+    "RunStats",
     "Summary",
     "VerifyResult",
+    "actual_run",
+    "compare",
     "describe_engine",
     "engine_for",
     "gc_paused",
-    "load_exchange_config",
+    "load_sim_config",
     "replay_until",
     "run_backtest",
-    "summarize",
     "verify",
 ]

@@ -1,22 +1,30 @@
-"""The backtest driver: recorded market events + a simulated exchange -> a new journal.
+"""The backtest driver: recorded market events + the simulated exchange -> a new journal.
 
 Theory of operation
 -------------------
-The driver is the sequencer of a backtest. It walks the market events of a data journal in
-order and, before each one, delivers every event the simulated exchange has due by then
-(acks, rejects, fills, timer firings). Each delivered event is journaled, stepped through the
-reducer, and the intents it produced are journaled and handed to the exchange. Ties go to
-the exchange's events first, then the market event; within the exchange, by the order it
-scheduled them. The exchange sees each market event just before the reducer does.
+The driver is the sequencer of a backtest and runs two clocks on one time axis:
 
-The output journal holds everything (market events, exchange answers, intents) and a header
-with the whole config and no wall-clock time, so ``replay --verify`` works on it and a rerun
-gives the same bytes.
+* the **exchange** sees each market event at its exchange time (its receive time minus the
+  feed latency, ``sim/_latency.py::FeedClock``), and our requests when they arrive there;
+* **we** (the reducer) see each market event at its receive time, and the exchange's answers
+  one response latency after it gave them.
+
+So the driver keeps the market events the exchange has already seen but we have not yet
+received (``pending``), and the exchange's scheduled arrivals and answers (a heap in
+``ScheduledExchange``). Before the exchange sees the next market event at time T, everything
+due by T happens in time order: scheduled items first, then our receipt of earlier market
+events. Ties go to the scheduled item. Every event we receive is journaled, stepped, its
+intents journaled and handed to the exchange.
+
+The output journal holds every market event, every intent, every answer of the exchange and
+every money event, plus a header with the whole config (the seed included) and no wall-clock
+time: ``replay --verify`` works on it and a rerun gives the same bytes.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +35,10 @@ from engine import (
     FORMAT_VERSION,
     BookDeltaReceived,
     BookSnapshotReceived,
+    ConfigError,
     Engine,
     Event,
+    EventRecord,
     InstrumentLoaded,
     JournalHeader,
     KlineUpdated,
@@ -42,15 +52,15 @@ from engine import (
 )
 from journal import Durability, JournalReader, JournalWriter, code_digest, code_version, read_header
 
-from ._sim_minimal import MinimalExchange, MinimalExchangeConfig
-from ._summary import Summary, summarize
+from ._summary import RunStats, Summary
 from ._verify import ReplayError, gc_paused
+from .sim import ScheduledExchange, SimConfig
 
-__all__ = ["BacktestResult", "run_backtest"]
+__all__ = ["MARKET_TYPES", "BacktestResult", "load_sim_config", "run_backtest"]
 
 #: event types a data journal contributes; exchange answers in a live journal are dropped
 #: (a counterfactual backtest replaces them with the simulated exchange's)
-_MARKET_TYPES = frozenset(
+MARKET_TYPES = frozenset(
     {
         InstrumentLoaded,
         BookSnapshotReceived,
@@ -70,39 +80,76 @@ class BacktestResult(msgspec.Struct):
     intents: int
     seconds: float
     summary: Summary
+    exchange: dict[str, Any]
+    inventory_path: list[tuple[int, int, int]]
+    digest: str  # sha256 of every record produced ("" if not computed): equal iff same run
 
     @property
     def events_per_s(self) -> float:
         return self.events_in / self.seconds if self.seconds else 0.0
 
 
-def load_exchange_config(config: dict[str, Any]) -> MinimalExchangeConfig:
-    from engine import ConfigError
-
+def load_sim_config(config: dict[str, Any]) -> SimConfig:
     try:
-        return msgspec.convert(
-            config.get("backtest", {}) or {}, MinimalExchangeConfig, strict=False
-        )
+        return msgspec.convert(config.get("backtest", {}) or {}, SimConfig, strict=False)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"backtest: {e}") from None
+        text = str(e)
+        if " - at `$." in text:
+            msg, _, where = text.partition(" - at `$.")
+            text = f"{where.rstrip('`')}: {msg}"
+        raise ConfigError(f"backtest.{text}") from None
+
+
+class _NullWriter:
+    """Stands in for a JournalWriter when no journal is wanted (sweeps): numbers and hashes."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._h = hashlib.sha256()
+        self._enc = msgspec.msgpack.Encoder().encode
+        self.next_seq = 1
+
+    def append_event(self, recv_ns: int, ev: Event) -> EventRecord:
+        rec = EventRecord(self.next_seq, recv_ns, ev)
+        self.next_seq += 1
+        self._h.update(self._enc(rec))
+        return rec
+
+    def append_intents(self, seq: int, intents: Any) -> None:
+        if intents:
+            from engine import IntentRecord
+
+            self._h.update(self._enc(IntentRecord(seq, list(intents))))
+
+    def close(self) -> None:
+        pass
+
+    def digest(self) -> str:
+        return self._h.hexdigest()[:16]
 
 
 def run_backtest(
     config: dict[str, Any],
     data: str | Path,
-    out: str | Path,
+    out: str | Path | None,
     *,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    digest: bool = False,
 ) -> BacktestResult:
-    """Backtest ``config`` (a plain config dict) over the market events of journal ``data``."""
+    """Backtest ``config`` (a plain config dict) over the market events of journal ``data``.
+
+    ``out=None`` writes no journal. The run's digest (sha256 of every record it produced) is
+    computed when there is no journal, or when ``digest`` is set.
+    """
     data = Path(data)
     data_header = read_header(data)
     engine_config = load_engine_config(config)
-    exchange_config = load_exchange_config(config)
+    sim_config = load_sim_config(config)
     engine = Engine(build_state(engine_config))
     instruments = list(data_header.instruments)
-    exchange = MinimalExchange(exchange_config, instruments)
+    sx = ScheduledExchange(sim_config, instruments)
     header = JournalHeader(
         format_version=FORMAT_VERSION,
         registry_hash=registry_hash(),
@@ -117,63 +164,95 @@ def run_backtest(
             "data_source": data_header.source,
         },
     )
-    writer = JournalWriter.create(out, header, durability=Durability("none"), overwrite=overwrite)
+    writer: Any
+    if out is None:
+        writer = _NullWriter()
+    else:
+        writer = JournalWriter.create(
+            out, header, durability=Durability("none"), overwrite=overwrite, hash_records=digest
+        )
+    stats = RunStats(engine)
     append = writer.append_event
     append_intents = writer.append_intents
     step = engine.step
-    submit = exchange.submit
-    on_market = exchange.on_market
-    pop_due = exchange.pop_due
-    events_in = 0
+    submit = sx.submit
+    observe = stats.observe
+    heap = sx.heap
+    pending: deque[tuple[int, Event]] = deque()
     intents_n = 0
 
     def deliver(t: int, ev: Event) -> None:
         nonlocal intents_n
         rec = append(t, ev)
         out_intents = step(rec)
+        observe(t, ev)
         if out_intents:
             append_intents(rec.seq, out_intents)
             intents_n += len(out_intents)
             for it in out_intents:
                 submit(t, it)
 
+    def advance(until: int) -> None:
+        """Everything due at or before ``until``, in time order (scheduled items win ties)."""
+        while True:
+            th = heap[0][0] if heap else None
+            tl = pending[0][0] if pending else None
+            if th is not None and th <= until and (tl is None or th <= tl):
+                t, ev = sx.pop()
+                if ev is not None:
+                    deliver(t, ev)
+            elif tl is not None and tl <= until:
+                t, ev = pending.popleft()
+                deliver(t, ev)
+            else:
+                return
+
     started = time.perf_counter()
-    reader = JournalReader(data)
-    session_started = False
+    exchange_time = sx.feed.exchange_time
+    on_market = sx.on_market
+    events_in = 0
     last_t = 0
+    session_started = False
     try:
         with gc_paused():
-            for rec in reader.events():
+            for rec in JournalReader(data).events():
                 ev = rec.event
-                if type(ev) not in _MARKET_TYPES:
+                if type(ev) not in MARKET_TYPES:
                     continue
                 t = rec.recv_ns
                 if not session_started:
                     deliver(t, SessionStarted(1, "backtest"))
                     session_started = True
-                if exchange._queue or exchange._actions:
-                    for te, xev in pop_due(t):
-                        deliver(te, xev)
-                on_market(t, ev)
-                deliver(t, ev)
+                t_ex = exchange_time(t, getattr(ev, "ts_ns", 0))
+                if heap:
+                    advance(t_ex)
+                elif pending:
+                    # the common case (nothing scheduled): only earlier market events are due
+                    while pending and pending[0][0] <= t_ex:
+                        tp, evp = pending.popleft()
+                        deliver(tp, evp)
+                on_market(t_ex, ev)
+                pending.append((t, ev))
                 last_t = t
                 events_in += 1
                 if progress is not None and not events_in & 0x3FFF:
                     progress(events_in)
-            # what the exchange had due by the end of the data still happens
-            for te, xev in pop_due(last_t):
-                deliver(te, xev)
+            # what is due by the end of the data still happens; later answers never arrive
+            advance(last_t)
     finally:
         writer.close()
     if not session_started:
         raise ReplayError(f"{data} holds no market events to backtest on")
     seconds = time.perf_counter() - started
-    instruments_final: list[InstrumentLoaded] = [i.spec for i in engine.state.instruments.values()]
+    run_digest = writer.digest()
     return BacktestResult(
-        out=str(out),
+        out=str(out) if out is not None else "",
         events_in=events_in,
         events_out=writer.next_seq - 1,
         intents=intents_n,
         seconds=seconds,
-        summary=summarize(engine, instruments_final),
+        summary=stats.summary(),
+        exchange=sx.core.describe(),
+        inventory_path=stats.inventory_path,
+        digest=run_digest,
     )

@@ -1,4 +1,19 @@
-"""The end-of-run summary of a backtest (or of any replayed journal)."""
+"""Run statistics and the end-of-run summary, for backtests and for any replayed journal.
+
+``RunStats`` watches the events a run delivers (after each reducer step) and keeps what the
+summary needs that the engine state does not: spread capture at each fill, fills by side and
+liquidity, the equity curve's drawdown, the largest inventory, rejects by code.
+
+PnL is split the way market makers read it:
+
+* **spread capture**: for each fill, its edge against the mid at that moment
+  (mid - price per unit bought, price - mid per unit sold);
+* **inventory PnL**: everything else the position made or lost while the mid moved
+  (realized + unrealized at the last mid, minus spread capture);
+* **fees** (positive = paid; rebates are negative) and **funding** (positive = received).
+
+net = spread capture + inventory PnL - fees + funding = realized + unrealized - fees + funding.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +21,48 @@ from decimal import Decimal
 
 import msgspec
 
-from engine import QUOTE_SCALE, Engine, InstrumentLoaded
+from engine import (
+    QUOTE_SCALE,
+    AmendRejected,
+    CancelRejected,
+    Engine,
+    Event,
+    FundingSettled,
+    OrderFilled,
+    OrderRejected,
+    Side,
+)
 
-__all__ = ["InstrumentSummary", "Summary", "summarize"]
+__all__ = ["InstrumentSummary", "RunStats", "Summary"]
+
+_SAMPLE_NS = 1_000_000_000  # equity is sampled at every fill and at most once a second otherwise
+
+
+def _money(minor: int | float) -> Decimal:
+    return (Decimal(minor) / QUOTE_SCALE).quantize(Decimal("0.00000001"))
 
 
 class InstrumentSummary(msgspec.Struct):
     symbol: str
     quote_asset: str
-    position: Decimal  # base asset
-    realized_pnl: Decimal  # quote asset, before fees
+    position: Decimal  # base asset, at the end
+    spread_capture: Decimal
+    inventory_pnl: Decimal
+    realized_pnl: Decimal  # before fees
     unrealized_pnl: Decimal  # at the last mid
     fees: Decimal  # positive = paid
     funding: Decimal  # positive = received
-    net_pnl: Decimal  # realized + unrealized - fees + funding
+    net_pnl: Decimal
     fills: int
-    buy_volume: Decimal
+    buy_fills: int
+    sell_fills: int
+    maker_fills: int
+    taker_fills: int
+    buy_volume: Decimal  # base asset
     sell_volume: Decimal
+    quote_volume: Decimal
+    max_inventory: Decimal  # largest |position| seen, base asset
+    max_drawdown: Decimal  # largest fall of equity from its peak, quote asset
     last_mid: Decimal
 
 
@@ -31,61 +71,170 @@ class Summary(msgspec.Struct):
     orders_placed: int
     cancels_sent: int
     fills: int
+    rejects: dict[int, int]  # Binance code -> count (orders and cancels)
     alerts: int
     book_gaps: int
     bbo_checks: int
     bbo_agree: int
+    funding_events: int
 
     @property
     def net_pnl(self) -> Decimal:
         return sum((i.net_pnl for i in self.instruments), Decimal(0))
 
+    @property
+    def max_drawdown(self) -> Decimal:
+        return max((i.max_drawdown for i in self.instruments), default=Decimal(0))
 
-def _money(minor: int) -> Decimal:
-    return Decimal(minor) / QUOTE_SCALE
 
-
-def summarize(engine: Engine, instruments: list[InstrumentLoaded]) -> Summary:
-    st = engine.state
-    rows = []
-    for spec in instruments:
-        instrument = st.instruments.get(spec.inst)
-        pos = st.positions.get(spec.inst)
-        if instrument is None or pos is None:
-            continue
-        k = instrument.minor_per_ticklot
-        top = st.tops[spec.inst]
-        mid2 = top.bid + top.ask if top.valid else 0
-        # unrealized at the mid: qty * mid - cost, with mid = mid2 / 2 (kept exact in halves)
-        unreal_half = pos.qty * mid2 - 2 * pos.cost if mid2 else 0
-        realized = _money(pos.realized * k)
-        unrealized = _money(unreal_half * k) / 2
-        fees = _money(pos.fees)
-        funding = _money(pos.funding)
-        rows.append(
-            InstrumentSummary(
-                symbol=spec.symbol,
-                quote_asset=spec.quote_asset,
-                position=instrument.qty_scale.to_decimal(pos.qty),
-                realized_pnl=realized,
-                unrealized_pnl=unrealized,
-                fees=fees,
-                funding=funding,
-                net_pnl=realized + unrealized - fees + funding,
-                fills=pos.fills,
-                buy_volume=instrument.qty_scale.to_decimal(pos.buy_qty),
-                sell_volume=instrument.qty_scale.to_decimal(pos.sell_qty),
-                last_mid=instrument.price_scale.to_decimal(mid2) / 2,
-            )
-        )
-    s = st.stats
-    return Summary(
-        instruments=rows,
-        orders_placed=s["orders_placed"],
-        cancels_sent=s["cancels_sent"],
-        fills=s["fills"],
-        alerts=s["alerts"],
-        book_gaps=s["book_gaps"],
-        bbo_checks=s["bbo_checks"],
-        bbo_agree=s["bbo_agree"],
+class _Acc:
+    __slots__ = (
+        "buy_fills",
+        "capture_half",
+        "dd",
+        "maker",
+        "max_inv",
+        "peak",
+        "quote_volume",
+        "sell_fills",
+        "taker",
     )
+
+    def __init__(self) -> None:
+        self.capture_half = 0  # half-tick-lots (exact with odd spreads)
+        self.buy_fills = self.sell_fills = self.maker = self.taker = 0
+        self.quote_volume = 0
+        self.max_inv = 0
+        self.peak: int | None = None
+        self.dd = 0
+
+
+class RunStats:
+    """Feed it every delivered event (after the step); ask ``summary()`` at the end."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.acc: dict[int, _Acc] = {}
+        self.rejects: dict[int, int] = {}
+        self.funding_events = 0
+        self._next_sample = 0
+        #: (t, inst, position lots) after every fill: the inventory path
+        self.inventory_path: list[tuple[int, int, int]] = []
+
+    def _acc(self, inst: int) -> _Acc:
+        a = self.acc.get(inst)
+        if a is None:
+            a = self.acc[inst] = _Acc()
+        return a
+
+    def observe(self, t: int, ev: Event) -> None:
+        kind = type(ev)
+        if kind is OrderFilled:
+            self._fill(t, ev)
+        elif kind is OrderRejected or kind is CancelRejected or kind is AmendRejected:
+            self.rejects[ev.code] = self.rejects.get(ev.code, 0) + 1
+        elif kind is FundingSettled:
+            self.funding_events += 1
+        if t >= self._next_sample:
+            self._next_sample = t + _SAMPLE_NS
+            for inst in self.acc:
+                self._equity(inst)
+
+    def _fill(self, t: int, ev: OrderFilled) -> None:
+        st = self.engine.state
+        a = self._acc(ev.inst)
+        top = st.tops.get(ev.inst)
+        if top is not None and top.valid:
+            edge = top.bid + top.ask - 2 * ev.price
+            a.capture_half += edge * ev.qty if ev.side is Side.BUY else -edge * ev.qty
+        if ev.side is Side.BUY:
+            a.buy_fills += 1
+        else:
+            a.sell_fills += 1
+        if ev.is_maker:
+            a.maker += 1
+        else:
+            a.taker += 1
+        ins = st.instruments.get(ev.inst)
+        if ins is not None:
+            a.quote_volume += ins.notional(ev.price, ev.qty)
+        pos = st.position(ev.inst).qty
+        a.max_inv = max(a.max_inv, abs(pos))
+        self.inventory_path.append((t, ev.inst, pos))
+        self._equity(ev.inst)
+
+    def _equity(self, inst: int) -> None:
+        st = self.engine.state
+        ins = st.instruments.get(inst)
+        top = st.tops.get(inst)
+        if ins is None or top is None or not top.valid:
+            return
+        pos = st.position(inst)
+        k = ins.minor_per_ticklot
+        # x2 to stay in integers at half-tick mids
+        equity2 = (2 * pos.realized + pos.qty * top.mid2() - 2 * pos.cost) * k + 2 * (
+            pos.funding - pos.fees
+        )
+        a = self._acc(inst)
+        if a.peak is None or equity2 > a.peak:
+            a.peak = equity2
+        elif a.peak - equity2 > a.dd:
+            a.dd = a.peak - equity2
+
+    def summary(self) -> Summary:
+        st = self.engine.state
+        rows = []
+        for inst, instrument in st.instruments.items():
+            pos = st.positions.get(inst)
+            if pos is None:
+                continue
+            self._equity(inst)
+            a = self._acc(inst)
+            k = instrument.minor_per_ticklot
+            top = st.tops[inst]
+            mid2 = top.mid2() if top.valid else 0
+            unreal2 = (pos.qty * mid2 - 2 * pos.cost) if mid2 else 0
+            realized = _money(pos.realized * k)
+            unrealized = _money(unreal2 * k / 2)
+            capture = _money(a.capture_half * k / 2)
+            fees = _money(pos.fees)
+            funding = _money(pos.funding)
+            qs = instrument.qty_scale
+            rows.append(
+                InstrumentSummary(
+                    symbol=instrument.symbol,
+                    quote_asset=instrument.spec.quote_asset,
+                    position=qs.to_decimal(pos.qty),
+                    spread_capture=capture,
+                    inventory_pnl=realized + unrealized - capture,
+                    realized_pnl=realized,
+                    unrealized_pnl=unrealized,
+                    fees=fees,
+                    funding=funding,
+                    net_pnl=realized + unrealized - fees + funding,
+                    fills=pos.fills,
+                    buy_fills=a.buy_fills,
+                    sell_fills=a.sell_fills,
+                    maker_fills=a.maker,
+                    taker_fills=a.taker,
+                    buy_volume=qs.to_decimal(pos.buy_qty),
+                    sell_volume=qs.to_decimal(pos.sell_qty),
+                    quote_volume=_money(a.quote_volume),
+                    max_inventory=qs.to_decimal(a.max_inv),
+                    max_drawdown=_money(a.dd / 2),
+                    last_mid=instrument.price_scale.to_decimal(mid2) / 2,
+                )
+            )
+        s = st.stats
+        return Summary(
+            instruments=rows,
+            orders_placed=s["orders_placed"],
+            cancels_sent=s["cancels_sent"],
+            fills=s["fills"],
+            rejects=dict(sorted(self.rejects.items())),
+            alerts=s["alerts"],
+            book_gaps=s["book_gaps"],
+            bbo_checks=s["bbo_checks"],
+            bbo_agree=s["bbo_agree"],
+            funding_events=self.funding_events,
+        )

@@ -92,25 +92,3 @@ def test_verify_refuses_market_data(tmp_path):
     write_synthetic_journal(tmp_path / "m", seconds=2, seed=1)
     with pytest.raises(ReplayError, match="backtest"):
         verify(tmp_path / "m")
-
-
-def test_minimal_exchange_rules(tmp_path):
-    """Post-only that crosses is rejected with -5022; a trade through the price fills it."""
-    from engine import OrderAccepted, OrderFilled, OrderRejected, TopOfBookUpdated, TradePrinted
-    from replay import MinimalExchange, MinimalExchangeConfig
-    from tests.helpers import btc
-
-    x = MinimalExchange(MinimalExchangeConfig(order_latency_ms=1, response_latency_ms=2), [btc()])
-    x.on_market(0, TopOfBookUpdated(0, 0, 1, 100, 1, 101, 1))
-    x.submit(0, PlaceOrder(0, "a", Side.BUY, 101, 1, TimeInForce.GTX))  # would take the ask
-    x.submit(0, PlaceOrder(0, "b", Side.BUY, 100, 2, TimeInForce.GTX))
-    out = x.pop_due(10_000_000)
-    assert [type(e) for _, e in out] == [OrderRejected, OrderAccepted]
-    assert out[0][1].code == -5022 and out[0][0] == 3_000_000
-    x.on_market(20_000_000, TradePrinted(0, 0, 1, 100, 5, Side.SELL))  # at the price: not through
-    assert x.pop_due(10**9) == []
-    x.on_market(30_000_000, TradePrinted(0, 0, 2, 99, 5, Side.SELL))
-    ((t, fill),) = x.pop_due(10**9)
-    assert isinstance(fill, OrderFilled) and fill.qty == 2 and fill.is_maker and t == 32_000_000
-    # fee: 100 ticks * 2 lots * 0.0001 USDT/ticklot * 0.0002 = 0.000004 USDT = 400 minor
-    assert fill.fee == 400

@@ -35,7 +35,9 @@ def test_diffs_before_the_snapshot_are_buffered_and_the_straddling_one_applies()
     assert b.apply_delta(diff(105, 110, 104, [102, 3])) is BookOutcome.BUFFERED
     assert b.apply_snapshot(snap(100, [99, 5], [110, 5])) is BookOutcome.APPLIED
     assert b.synced and b.last_update_id == 110
-    assert b.bids == {99: 5, 101: 2, 102: 3} and b.best_bid == 102  # diff 90-95 (u < L) dropped
+    assert (
+        b.levels()[0] == {99: 5, 101: 2, 102: 3} and b.best_bid == 102
+    )  # diff 90-95 (u < L) dropped
 
 
 def test_first_diff_after_the_snapshot_must_straddle():
@@ -44,7 +46,7 @@ def test_first_diff_after_the_snapshot_must_straddle():
     assert b.sync is BookSync.WAITING_FIRST_DELTA
     assert b.apply_delta(diff(80, 99, 79)) is BookOutcome.STALE
     assert b.apply_delta(diff(101, 105, 99)) is BookOutcome.GAP  # U > L: missed the straddling one
-    assert b.sync is BookSync.WAITING_SNAPSHOT and not b.bids and b.best_bid == 0
+    assert b.sync is BookSync.WAITING_SNAPSHOT and b.levels() == ({}, {}) and b.best_bid == 0
 
 
 def test_a_broken_pu_chain_is_a_gap_never_a_silently_wrong_book():
@@ -57,7 +59,7 @@ def test_a_broken_pu_chain_is_a_gap_never_a_silently_wrong_book():
     assert b.gaps == 1 and not b.synced and b.best_bid == 0
     # the diff that revealed the gap is kept: a snapshot older than it can still use it
     assert b.apply_snapshot(snap(118, [97, 1], [111, 1])) is BookOutcome.APPLIED
-    assert b.synced and b.bids == {97: 1, 98: 1}
+    assert b.synced and b.levels()[0] == {97: 1, 98: 1}
 
 
 def test_best_prices_follow_deletions_and_additions():
@@ -147,13 +149,13 @@ def test_real_sessions_build_books_with_zero_gaps(imported_sessions, session, re
             ref.apply(ev)
             book = f.state.books[ev.inst]
             if ev.final_update_id % 7 == 0:  # compare whole books now and then (costly)
-                assert book.bids == ref.bids and book.asks == ref.asks
+                assert book.levels() == (ref.bids, ref.asks)
                 checks += 1
             assert book.best_bid == max(ref.bids) and book.best_ask == min(ref.asks)
     book = f.state.books[0]
     stats = f.state.stats
     assert book.synced and book.gaps == 0 and stats["book_gaps"] == 0
-    assert book.bids == ref.bids and book.asks == ref.asks  # type: ignore[union-attr]
+    assert book.levels() == (ref.bids, ref.asks)  # type: ignore[union-attr]
     rate = stats["bbo_agree"] / stats["bbo_checks"]
     record_property("bbo_agreement", f"{stats['bbo_agree']}/{stats['bbo_checks']}")
     print(
@@ -198,7 +200,7 @@ def test_a_dropped_diff_is_detected_and_resynced(imported_sessions):
     assert requested_at == next(d for d in deltas if d > drop), "the next diff must reveal the gap"
     book = f.state.books[0]
     assert resynced and book.synced and book.gaps == 1
-    assert book.bids == ref.bids and book.asks == ref.asks  # type: ignore[union-attr]
+    assert book.levels() == (ref.bids, ref.asks)  # type: ignore[union-attr]
 
 
 @pytest.mark.realdata

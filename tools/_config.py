@@ -61,9 +61,9 @@ def parse_config(raw: Any, origin: str = "config") -> dict[str, Any]:
     _check_secrets(raw)
     try:
         load_engine_config(raw)
-        from replay import load_exchange_config
+        from replay import load_sim_config
 
-        load_exchange_config(raw)
+        load_sim_config(raw)
     except ConfigError as e:
         raise ConfigError(f"{origin}: {e}") from None
     return raw

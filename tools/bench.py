@@ -60,7 +60,7 @@ BENCH_CONFIG: dict[str, Any] = {
         "requote_ticks": 1,
         "max_position": "0.010",
     },
-    "backtest": {"order_latency_ms": 5, "response_latency_ms": 5},
+    "backtest": {"latency": {"entry_ms": 5, "response_ms": 5}},
 }
 
 

@@ -26,10 +26,8 @@ DEMO_CONFIG: dict[str, Any] = {
         "post_only": True,
     },
     "backtest": {
-        "order_latency_ms": 5,
-        "response_latency_ms": 5,
-        "maker_fee": "0.0002",
-        "taker_fee": "0.0005",
+        "latency": {"entry_ms": 5, "response_ms": 5},
+        "fees": {"maker": "0.0002", "taker": "0.0005"},
     },
 }
 
@@ -79,8 +77,8 @@ def run_demo(out: Path, *, seconds: float, seed: int) -> None:
     )
     console.print(
         f"     orders placed {s.orders_placed:,}, cancels {s.cancels_sent:,}, fills {s.fills:,}; "
-        f"position {ins.position} BTC; net PnL {ins.net_pnl:.4f} USDT "
-        f"(realized {ins.realized_pnl:.4f}, unrealized {ins.unrealized_pnl:.4f}, fees {ins.fees:.4f})"
+        f"position {ins.position} BTC; net PnL {ins.net_pnl:.4f} USDT (spread capture "
+        f"{ins.spread_capture:.4f}, inventory {ins.inventory_pnl:.4f}, fees {ins.fees:.4f})"
     )
     v = verify(bt_path)
     if not v.identical:

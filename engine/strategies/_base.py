@@ -13,7 +13,9 @@ from typing import Any, ClassVar
 from engine._context import Context
 from engine._events import (
     AccountSnapshotReceived,
+    AccountUpdated,
     ConnectionChanged,
+    FundingSettled,
     KlineUpdated,
     MarkPriceUpdated,
     OperatorCommanded,
@@ -59,6 +61,12 @@ class Strategy:
 
     def on_account(self, ctx: Context, ev: AccountSnapshotReceived) -> None:
         """A reconciliation snapshot arrived."""
+
+    def on_account_update(self, ctx: Context, ev: AccountUpdated) -> None:
+        """Balances/positions changed (after a fill, funding, a transfer)."""
+
+    def on_funding(self, ctx: Context, ev: FundingSettled) -> None:
+        """Funding was paid or received."""
 
     def on_connection(self, ctx: Context, ev: ConnectionChanged) -> None:
         """A connection went up or down."""
