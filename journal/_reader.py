@@ -252,6 +252,11 @@ class JournalReader:
     def events(self) -> Iterator[EventRecord]:
         """Only the event records, CRC- and sequence-checked, in one tight loop (the hot path
         of backtests and replays: no per-record generator layering)."""
+        for rec, _payload in self.events_with_payload():
+            yield rec
+
+    def events_with_payload(self) -> Iterator[tuple[EventRecord, memoryview]]:
+        """Event records with their encoded bytes (a backtest copies market events as bytes)."""
         decode = msgspec.msgpack.Decoder(EventRecord).decode
         crc32 = zlib.crc32
         unpack = _unpack_frame
@@ -286,7 +291,7 @@ class JournalReader:
                         )
                     expect = seq + 1
                     self.last_seq = seq
-                    yield rec
+                    yield rec, payload
                 off = end
 
 

@@ -268,7 +268,9 @@ class JournalWriter:
             self._append(IntentRecord(seq, list(intents)))
 
     def _append(self, rec: Record) -> None:
-        payload = self._encode(rec)
+        self._append_payload(self._encode(rec))
+
+    def _append_payload(self, payload: bytes) -> None:
         n = len(payload)
         if n > MAX_RECORD_BYTES:
             raise JournalError(f"record of {n} bytes exceeds the {MAX_RECORD_BYTES} byte limit")

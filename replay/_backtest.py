@@ -178,19 +178,34 @@ def run_backtest(
     submit = sx.submit
     observe = stats.observe
     heap = sx.heap
+    apply_market = sx.core.apply_market
+    answer = sx.answer
     pending: deque[tuple[int, Event]] = deque()
     intents_n = 0
 
-    def deliver(t: int, ev: Event) -> None:
+    def act(t: int, seq: int, out_intents: Any) -> None:
         nonlocal intents_n
+        append_intents(seq, out_intents)
+        intents_n += len(out_intents)
+        for it in out_intents:
+            submit(t, it)
+
+    def deliver(t: int, ev: Event) -> None:
+        """An answer of the exchange (or a timer) reaches us."""
         rec = append(t, ev)
         out_intents = step(rec)
         observe(t, ev)
         if out_intents:
-            append_intents(rec.seq, out_intents)
-            intents_n += len(out_intents)
-            for it in out_intents:
-                submit(t, it)
+            act(t, rec.seq, out_intents)
+
+    def deliver_market(t: int, ev: Event) -> None:
+        """A market event reaches us (no run statistics to update but the equity sample)."""
+        rec = append(t, ev)
+        out_intents = step(rec)
+        if t >= stats.next_sample:
+            stats.sample(t)
+        if out_intents:
+            act(t, rec.seq, out_intents)
 
     def advance(until: int) -> None:
         """Everything due at or before ``until``, in time order (scheduled items win ties)."""
@@ -203,13 +218,14 @@ def run_backtest(
                     deliver(t, ev)
             elif tl is not None and tl <= until:
                 t, ev = pending.popleft()
-                deliver(t, ev)
+                deliver_market(t, ev)
             else:
                 return
 
     started = time.perf_counter()
-    exchange_time = sx.feed.exchange_time
-    on_market = sx.on_market
+    feed = sx.feed
+    zero_feed = not feed.recorded and feed.constant_ns == 0
+    exchange_time = feed.exchange_time
     events_in = 0
     last_t = 0
     session_started = False
@@ -223,16 +239,22 @@ def run_backtest(
                 if not session_started:
                     deliver(t, SessionStarted(1, "backtest"))
                     session_started = True
-                t_ex = exchange_time(t, getattr(ev, "ts_ns", 0))
-                if heap:
-                    advance(t_ex)
-                elif pending:
-                    # the common case (nothing scheduled): only earlier market events are due
-                    while pending and pending[0][0] <= t_ex:
-                        tp, evp = pending.popleft()
-                        deliver(tp, evp)
-                on_market(t_ex, ev)
-                pending.append((t, ev))
+                if zero_feed:
+                    # the exchange and we see the event at the same instant: no lookahead
+                    if heap and heap[0][0] <= t:
+                        advance(t)
+                    out = apply_market(t, ev)
+                    if out:
+                        answer(t, out)
+                    deliver_market(t, ev)
+                else:
+                    t_ex = exchange_time(t, getattr(ev, "ts_ns", 0))
+                    if heap or pending:
+                        advance(t_ex)
+                    out = apply_market(t_ex, ev)
+                    if out:
+                        answer(t_ex, out)
+                    pending.append((t, ev))
                 last_t = t
                 events_in += 1
                 if progress is not None and not events_in & 0x3FFF:

@@ -117,7 +117,8 @@ class RunStats:
         self.acc: dict[int, _Acc] = {}
         self.rejects: dict[int, int] = {}
         self.funding_events = 0
-        self._next_sample = 0
+        #: equity is sampled when the run reaches this time (see ``sample``)
+        self.next_sample = 0
         #: (t, inst, position lots) after every fill: the inventory path
         self.inventory_path: list[tuple[int, int, int]] = []
 
@@ -135,10 +136,14 @@ class RunStats:
             self.rejects[ev.code] = self.rejects.get(ev.code, 0) + 1
         elif kind is FundingSettled:
             self.funding_events += 1
-        if t >= self._next_sample:
-            self._next_sample = t + _SAMPLE_NS
-            for inst in self.acc:
-                self._equity(inst)
+        if t >= self.next_sample:
+            self.sample(t)
+
+    def sample(self, t: int) -> None:
+        """Sample every instrument's equity (for the drawdown); next time in a second."""
+        self.next_sample = t + _SAMPLE_NS
+        for inst in self.acc:
+            self._equity(inst)
 
     def _fill(self, t: int, ev: OrderFilled) -> None:
         st = self.engine.state

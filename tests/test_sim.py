@@ -367,3 +367,14 @@ def test_random_streams_keep_the_exchange_consistent(steps, model):
         for o in x.orders.values():
             assert o.ahead >= 0 and 0 <= o.filled < o.qty
         assert x.positions[0].qty == signed_fills
+
+
+def test_a_funding_time_is_settled_once_even_while_the_stream_still_announces_it():
+    x = exchange()
+    place(x, "a", BUY, P0 + 1, 2, tif=GTC)
+    due = 8 * 3600 * 10**9
+    x.apply_market(1, MarkPriceUpdated(0, due - 5, 61800_00000000, 0, 10_000, due))
+    first = x.apply_market(2, MarkPriceUpdated(0, due + 1, 61800_00000000, 0, 10_000, due))
+    again = x.apply_market(3, MarkPriceUpdated(0, due + 2, 61800_00000000, 0, 10_000, due))
+    assert sum(isinstance(e, FundingSettled) for e in first) == 1
+    assert again == []

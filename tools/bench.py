@@ -263,9 +263,37 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
     if want("backtest"):
         rate = result.events_in / _median(times)
         figures["backtest_events_per_s"] = rate
+        nj, _ = _timed(lambda: run_backtest(BENCH_CONFIG, big, None), runs)
+        replay_times, _ = _timed(lambda: _plain_replay(big), runs)
+        figures["backtest_no_journal_events_per_s"] = result.events_in / _median(nj)
+        figures["plain_replay_events_per_s"] = result.events_in / _median(replay_times)
         console.print(
-            f"\n[bold]backtest[/] simple quoter, minimal exchange model: {fmt_rate(rate)} market events/s "
-            f"({result.events_out:,} events out, {result.intents:,} intents, {result.summary.fills:,} fills)"
+            f"\n[bold]backtest[/] simple quoter; queue (power), 5 ms latency each way, fees, funding, "
+            f"rate limits on ({result.events_out:,} events out, {result.intents:,} intents, "
+            f"{result.summary.fills:,} fills)"
+        )
+        console.print(
+            f"  with its journal:    {fmt_rate(rate)} market events/s (target >= 350 k, goal 500 k)"
+        )
+        console.print(
+            f"  without a journal:   {fmt_rate(figures['backtest_no_journal_events_per_s'])} events/s"
+        )
+        console.print(
+            f"  baseline, plain replay of the same events through the reducer, no exchange: "
+            f"{fmt_rate(figures['plain_replay_events_per_s'])} events/s -> the simulated exchange and the "
+            f"journal cost {_median(times) / _median(replay_times):.2f}x that"
+        )
+        e2e = _end_to_end(data, tmp, runs)
+        figures["end_to_end_s"] = e2e
+        console.print(
+            f"  end to end, a fresh `replaymm backtest CONFIG --data {data.name}` (import on the fly, "
+            f"backtest, summary): {e2e:.2f} s (target <= 1 s)"
+        )
+        one, two = _sweep_speedup(session, runs=1)
+        figures["sweep_speedup"] = one / two
+        console.print(
+            f"  sweep of 16 configs on the session: {one:.1f} s in 1 process, {two:.1f} s in "
+            f"{os.cpu_count()} -> {one / two:.2f}x (target >= 1.7x on 2 cores)"
         )
 
     # -- replay --verify -----------------------------------------------------------------
@@ -357,6 +385,47 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
             )
     _cleanup(tmp)
     return figures
+
+
+def _plain_replay(path: Path) -> int:
+    """The baseline: read and step the market events, nothing else."""
+    engine = engine_for(JournalHeader(FORMAT_VERSION, "", "", "", "bench", BENCH_CONFIG, []))
+    step = engine.step
+    n = 0
+    with gc_paused():
+        for rec in JournalReader(path).events():
+            step(rec)
+            n += 1
+    return n
+
+
+def _end_to_end(data: Path, tmp: Path, runs: int) -> float:
+    import yaml
+
+    cfg = tmp / "bench.yaml"
+    cfg.write_text(yaml.safe_dump(BENCH_CONFIG))
+    cmd = [sys.executable, "-m", "tools.cli", "backtest", str(cfg), "--data", str(data)]
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return _median(times)
+
+
+def _sweep_speedup(session: Path, runs: int) -> tuple[float, float]:
+    from replay._sweep import expand_grid, run_sweep
+
+    grid = expand_grid(
+        BENCH_CONFIG,
+        {
+            "strategy.offset_ticks": [0, 1, 2, 3, 4, 5, 6, 7],
+            "backtest.queue.model": ["power", "risk_averse"],
+        },
+    )
+    _, one = run_sweep(grid, session, jobs=1)
+    _, two = run_sweep(grid, session, jobs=os.cpu_count())
+    return one, two
 
 
 def _verify_gc_on(path: Path) -> None:

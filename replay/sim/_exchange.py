@@ -153,6 +153,7 @@ class _Market:
         "next_funding_ns",
         "recent",
         "sells",
+        "settled_ns",
         "top_u",
     )
 
@@ -172,6 +173,9 @@ class _Market:
         self.mark_e8 = 0
         self.funding_rate = 0
         self.next_funding_ns = 0
+        self.settled_ns = (
+            0  # the last funding time settled (the stream keeps announcing it a while)
+        )
         # our resting orders by price, each list in arrival order
         self.buys: dict[int, list[SimOrder]] = {}
         self.sells: dict[int, list[SimOrder]] = {}
@@ -398,8 +402,10 @@ class SimExchange:
     def _on_mark(self, t: int, ev: MarkPriceUpdated) -> list[Event]:
         m = self.markets[ev.inst]
         out: list[Event] = []
-        if m.next_funding_ns and ev.ts_ns >= m.next_funding_ns:
-            out = self._settle_funding(t, m, ev.mark_e8, m.funding_rate, m.next_funding_ns)
+        due = m.next_funding_ns
+        if due and ev.ts_ns >= due and due > m.settled_ns:
+            m.settled_ns = due
+            out = self._settle_funding(t, m, ev.mark_e8, m.funding_rate, due)
         m.mark_e8 = ev.mark_e8
         m.funding_rate = ev.funding_rate
         m.next_funding_ns = ev.next_funding_ns

@@ -64,9 +64,13 @@ class ScheduledExchange:
         """The exchange sees a market event at exchange time ``t_ex``."""
         out = self.core.apply_market(t_ex, ev)
         if out:
-            at = t_ex + self.latency.response()
-            for e in out:
-                self._push(at, _DELIVER, e)
+            self.answer(t_ex, out)
+
+    def answer(self, t_ex: int, events: list[Event]) -> None:
+        """Events the exchange produced at ``t_ex`` reach us one response latency later."""
+        at = t_ex + self.latency.response()
+        for e in events:
+            self._push(at, _DELIVER, e)
 
     def next_time(self) -> int | None:
         return self.heap[0][0] if self.heap else None
