@@ -24,6 +24,7 @@ from ._intents import (
     OrderType,
     PlaceOrder,
     RaiseAlert,
+    RecordDecision,
     RequestSnapshot,
     ScheduleTimer,
     SnapshotKind,
@@ -145,6 +146,11 @@ class Context:
     def alert(self, level: AlertLevel, code: str, message: str) -> None:
         self.state.stats["alerts"] += 1
         self.intents.append(RaiseAlert(level, code, message))
+
+    def decide(self, category: str, action: str, code: str, message: str, inst: int = -1) -> None:
+        """Journal a decision and its reason (a risk denial or trip, a repair, a pause)."""
+        self.state.stats["decisions"] = self.state.stats.get("decisions", 0) + 1
+        self.intents.append(RecordDecision(category, action, code, inst, message))
 
     def request_snapshot(self, kind: SnapshotKind, inst: int, reason: str) -> None:
         self.intents.append(RequestSnapshot(kind, inst, reason))

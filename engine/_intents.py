@@ -24,6 +24,7 @@ __all__ = [
     "OrderType",
     "PlaceOrder",
     "RaiseAlert",
+    "RecordDecision",
     "RequestSnapshot",
     "ScheduleTimer",
     "SnapshotKind",
@@ -104,6 +105,18 @@ class RaiseAlert(_Intent, frozen=True, tag=8):
     message: str
 
 
+class RecordDecision(_Intent, frozen=True, tag=9):
+    """A decision worth keeping, with its reason: a risk denial, trip or reset, a
+    reconciliation repair, a pause or resume. Nothing is executed; it is journaled so that
+    replay and SQL show *why* the engine did (or did not do) something."""
+
+    category: str  # "risk" | "reconcile" | "strategy" | "operator"
+    action: str  # "deny", "trip", "reset", "adopt", "cancel", "replace", "pause", "resume", ...
+    code: str  # machine-readable reason, e.g. "max_position", "daily_loss", "orphan_order"
+    inst: int  # -1 when not about one instrument
+    message: str
+
+
 INTENT_TYPES: tuple[type[_Intent], ...] = (
     PlaceOrder,
     CancelOrder,
@@ -113,6 +126,7 @@ INTENT_TYPES: tuple[type[_Intent], ...] = (
     CancelTimer,
     RequestSnapshot,
     RaiseAlert,
+    RecordDecision,
 )
 
 Intent = (
@@ -124,4 +138,5 @@ Intent = (
     | CancelTimer
     | RequestSnapshot
     | RaiseAlert
+    | RecordDecision
 )

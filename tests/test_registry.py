@@ -44,6 +44,7 @@ ISSUED = {
     ("intent", 6): "CancelTimer",
     ("intent", 7): "RequestSnapshot",
     ("intent", 8): "RaiseAlert",
+    ("intent", 9): "RecordDecision",
     ("record", 0): "JournalHeader",
     ("record", 1): "EventRecord",
     ("record", 2): "IntentRecord",

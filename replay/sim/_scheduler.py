@@ -21,6 +21,7 @@ from engine import (
     InstrumentLoaded,
     Intent,
     RaiseAlert,
+    RecordDecision,
     ScheduleTimer,
     TimerFired,
 )
@@ -57,7 +58,7 @@ class ScheduledExchange:
             self._push(max(intent.at_ns, t), _DELIVER, TimerFired(intent.timer_id, intent.at_ns))
         elif kind is CancelTimer:
             self._timers.pop(intent.timer_id, None)
-        elif kind is not RaiseAlert:
+        elif kind is not RaiseAlert and kind is not RecordDecision:
             self._push(t + self.latency.entry(), _ARRIVE, intent)
 
     def on_market(self, t_ex: int, ev: Event) -> None:
