@@ -1,0 +1,137 @@
+"""Journal -> DuckDB file or Parquet directory, in bulk through Arrow."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from replay._verify import gc_paused
+
+from ._collect import collect
+from ._tables import build_tables
+from ._views import VIEWS, create_views
+
+__all__ = ["ExportResult", "export_duckdb", "export_parquet", "journal_tables"]
+
+
+class ExportResult(msgspec.Struct):
+    journal: str
+    out: str
+    events: int
+    rows: dict[str, int]
+    read_s: float  # decoding the journal into columns
+    write_s: float  # Arrow -> DuckDB / Parquet
+    torn: str | None = None
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / max(self.read_s + self.write_s, 1e-9)
+
+
+def journal_tables(
+    journal: Path, progress: Callable[[int], None] | None = None
+) -> tuple[dict[str, pa.Table], int, str | None]:
+    """(tables, events read, torn-tail description) of one journal, each table with its
+    ``journal`` column first."""
+    with gc_paused():  # millions of small objects, none cyclic: the collector only slows us
+        c = collect(journal, progress)
+    name = journal.resolve().name
+    tables = {}
+    for tname, t in build_tables(c).items():
+        col = pa.DictionaryArray.from_arrays(
+            pa.repeat(pa.scalar(0, pa.int32()), t.num_rows), pa.array([name])
+        )
+        tables[tname] = t.add_column(0, "journal", col)
+    tables["export_info"] = pa.table(
+        {
+            "journal": pa.DictionaryArray.from_arrays(pa.array([0], pa.int32()), [name]),
+            "path": [str(journal.resolve())],
+            "kind": [c.header.kind],
+            "code_version": [c.header.code_version],
+            "events": pa.array([len(c)], pa.int64()),
+            "last_seq": pa.array([c.last_seq], pa.int64()),
+            "torn_tail": pa.array([c.torn], pa.string()),
+            "fingerprint": pa.array([None], pa.string()),
+        }
+    )
+    return tables, len(c), c.torn
+
+
+def export_duckdb(
+    journal: Path,
+    out: Path,
+    progress: Callable[[int], None] | None = None,
+    fingerprint: str | None = None,
+) -> ExportResult:
+    """Write every table and view of ``journal`` to the DuckDB file ``out`` (replaced
+    atomically: a reader never sees a half-written file). ``fingerprint`` is stored in
+    ``export_info`` for the SQL cache."""
+    t0 = time.perf_counter()
+    tables, events, torn = journal_tables(journal, progress)
+    info = tables["export_info"]
+    tables["export_info"] = info.set_column(
+        info.schema.get_field_index("fingerprint"),
+        "fingerprint",
+        pa.array([fingerprint], pa.string()),
+    )
+    t1 = time.perf_counter()
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(tmp))
+        for name, t in tables.items():
+            con.register("arrow_in", t)
+            # the journal name arrives dictionary-encoded; store it as plain text
+            con.execute(
+                f"CREATE TABLE {name} AS SELECT * REPLACE (journal::VARCHAR AS journal) "
+                "FROM arrow_in"
+            )
+            con.unregister("arrow_in")
+        create_views(con)
+        con.close()
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(
+        str(journal),
+        str(out),
+        events,
+        {n: t.num_rows for n, t in tables.items()},
+        t1 - t0,
+        time.perf_counter() - t1,
+        torn,
+    )
+
+
+def export_parquet(
+    journal: Path, out: Path, progress: Callable[[int], None] | None = None
+) -> ExportResult:
+    """One Parquet file per table in the directory ``out``, plus ``views.sql`` which, run
+    inside ``out`` (``duckdb -c ".read views.sql"``), defines the tables and the views."""
+    t0 = time.perf_counter()
+    tables, events, torn = journal_tables(journal, progress)
+    t1 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["-- replaymm export: tables over the Parquet files next to this file, then views"]
+    for name, t in tables.items():
+        t = t.set_column(0, "journal", t["journal"].cast(pa.string()))
+        pq.write_table(t, out / f"{name}.parquet", compression="zstd")
+        lines.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM '{name}.parquet';")
+    lines += [f"CREATE OR REPLACE VIEW {n} AS {sql.strip()};" for n, sql in VIEWS.items()]
+    (out / "views.sql").write_text("\n".join(lines) + "\n")
+    return ExportResult(
+        str(journal),
+        str(out),
+        events,
+        {n: t.num_rows for n, t in tables.items()},
+        t1 - t0,
+        time.perf_counter() - t1,
+        torn,
+    )
