@@ -319,6 +319,10 @@ class JournalWriter:
             self._rotate()
         self._flush_at = min(_WRITE_CHUNK, max(1, self.segment_bytes - self._file_size))
 
+    def flush(self) -> None:
+        """Write everything appended so far to the OS, without syncing (a kill -9 keeps it)."""
+        self._write_buffer()
+
     def commit(self) -> None:
         """Write everything appended so far; make it durable unless the policy is ``none``."""
         self._write_buffer()

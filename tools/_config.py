@@ -64,6 +64,9 @@ def parse_config(raw: Any, origin: str = "config") -> dict[str, Any]:
         from replay import load_sim_config
 
         load_sim_config(raw)
+        from adapters.live import load_live_config
+
+        load_live_config(raw)
     except ConfigError as e:
         raise ConfigError(f"{origin}: {e}") from None
     return raw

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import _cmd_analytics, _cmd_data, _cmd_inspect, _cmd_run  # noqa: F401 - they register their commands
+from . import _cmd_analytics, _cmd_data, _cmd_exchange, _cmd_inspect, _cmd_live, _cmd_run  # noqa: F401 - they register their commands
 from ._cli import CONTEXT, main
 
 __all__ = ["main"]

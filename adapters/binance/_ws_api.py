@@ -1,0 +1,160 @@
+"""The Binance USDⓈ-M WebSocket API for order entry (``order.place``, ``order.modify``,
+``order.cancel``, ``order.status``) over one persistent trio-websocket connection.
+
+Requests are JSON text frames ``{"id", "method", "params"}``; answers carry the same ``id``
+and either ``result`` (an order object, like REST) or ``error`` (``{code, msg}``). Signed
+params are signed over every param but ``signature``, sorted by name (ref/binance.md §2.4).
+
+A disconnect with requests in flight is the same "unknown outcome" as a REST timeout: each
+waiting ``order.place``/``order.modify`` raises ``OutcomeUnknown`` (resolved by the caller by
+querying the client order id); the connection is reopened with back-off.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import msgspec
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
+
+from ._rest import OutcomeUnknown, RestClient, RestError
+from ._sign import Credentials, ws_api_payload
+from ._user import OrderInfo
+
+__all__ = ["WsApiClient"]
+
+
+class _Error(msgspec.Struct):
+    code: int
+    msg: str = ""
+
+
+class _Answer(msgspec.Struct):
+    id: int | str | None = None
+    status: int = 0
+    result: msgspec.Raw | None = None
+    error: _Error | None = None
+
+
+class _Call:
+    __slots__ = ("answer", "done", "lost")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.answer: _Answer | None = None
+        self.lost = ""
+
+
+class WsApiClient:
+    def __init__(
+        self,
+        url: str,
+        credentials: Credentials,
+        rest: RestClient,
+        *,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.url = url
+        self._creds = credentials
+        self.rest = rest  # its clock offset and recvWindow are shared
+        self.timeout_s = timeout_s
+        self._ids = itertools.count(1)
+        self._calls: dict[int, _Call] = {}
+        self._ws: WebSocketConnection | None = None
+        self._ready = trio.Event()
+        self._decode = msgspec.json.Decoder(_Answer).decode
+        self._order = msgspec.json.Decoder(OrderInfo, strict=False).decode
+        self.latency_sink: list[int] | None = None
+        self.stats = {"requests": 0, "reconnects": 0, "lost_in_flight": 0}
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        delay = 0.5
+        started = False
+        while True:
+            try:
+                async with open_websocket_url(self.url) as ws:
+                    self._ws = ws
+                    self._ready.set()
+                    delay = 0.5
+                    if not started:
+                        started = True
+                        task_status.started()
+                    while True:
+                        msg = await ws.get_message()
+                        ans = self._decode(msg)
+                        if isinstance(ans.id, int):
+                            call = self._calls.pop(ans.id, None)
+                            if call is not None:
+                                call.answer = ans
+                                call.done.set()
+            except (ConnectionClosed, HandshakeError, OSError, trio.BrokenResourceError):
+                pass
+            self._ws = None
+            self._ready = trio.Event()
+            for call in self._calls.values():
+                call.lost = "ws-api disconnected"
+                call.done.set()
+            self.stats["lost_in_flight"] += len(self._calls)
+            self._calls.clear()
+            self.stats["reconnects"] += 1
+            await trio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def call(
+        self, method: str, params: dict[str, Any], *, mutating: bool, t0_ns: int = 0
+    ) -> bytes:
+        """One signed request; the ``result`` JSON, or raise ``RestError``/``OutcomeUnknown``."""
+        with trio.move_on_after(self.timeout_s):
+            await self._ready.wait()
+        ws = self._ws
+        if ws is None:
+            raise RestError(0, -1001, "ws-api not connected", method)  # nothing was sent
+        params = {
+            **params,
+            "apiKey": self._creds.api_key,
+            "recvWindow": self.rest.recv_window_ms,
+            "timestamp": self.rest.timestamp_ms(),
+        }
+        params["signature"] = self._creds.sign(ws_api_payload(params).encode())
+        rid = next(self._ids)
+        call = self._calls[rid] = _Call()
+        frame = msgspec.json.encode({"id": rid, "method": method, "params": params}).decode()
+        self.stats["requests"] += 1
+        try:
+            await ws.send_message(frame)
+        except (ConnectionClosed, trio.BrokenResourceError):
+            self._calls.pop(rid, None)
+            if mutating:
+                raise OutcomeUnknown(method, "ws-api send failed") from None
+            raise RestError(0, -1001, "ws-api send failed", method) from None
+        if t0_ns and self.latency_sink is not None:
+            self.latency_sink.append(time.perf_counter_ns() - t0_ns)
+        with trio.move_on_after(self.timeout_s):
+            await call.done.wait()
+        ans = call.answer
+        if ans is None:
+            self._calls.pop(rid, None)
+            if mutating:
+                raise OutcomeUnknown(method, call.lost or "ws-api timeout")
+            raise RestError(0, -1007, call.lost or "ws-api timeout", method)
+        if ans.error is not None:
+            if ans.status >= 500 and mutating:
+                raise OutcomeUnknown(method, f"status {ans.status} {ans.error.code}")
+            raise RestError(ans.status, ans.error.code, ans.error.msg, method)
+        return bytes(ans.result) if ans.result is not None else b"{}"
+
+    async def place(self, params: list[tuple[str, object]], t0_ns: int = 0) -> OrderInfo:
+        body = await self.call("order.place", dict(params), mutating=True, t0_ns=t0_ns)
+        return self._order(body)
+
+    async def amend(self, params: list[tuple[str, object]]) -> OrderInfo:
+        return self._order(await self.call("order.modify", dict(params), mutating=True))
+
+    async def cancel(self, symbol: str, client_id: str) -> OrderInfo:
+        body = await self.call(
+            "order.cancel", {"symbol": symbol, "origClientOrderId": client_id}, mutating=False
+        )
+        return self._order(body)

@@ -1,0 +1,514 @@
+"""The live runtime: one trio nursery, one ordered channel, one consumer that journals and steps.
+
+Theory of operation
+-------------------
+Every source — market streams, the user stream, REST answers, timers, the operator — sends
+``(event, t0)`` into **one** memory channel. A single consumer task takes them in order and,
+for each: stamps the next sequence number and the receive time (the only clock read that
+reaches the journal), appends the event to the journal, calls ``Engine.step``, appends the
+intents, **writes the journal buffer to the OS** and only then hands the intents on. So
+everything the exchange is ever asked to do is in the journal file before the request
+leaves: a ``kill -9`` at any instant loses nothing that was acted upon (an fsync, by group
+commit every ``interval`` ms, covers power loss as well).
+
+Intents go to the venue (``_venue.py``: the real exchange over REST/WS-API, or the paper
+venue's simulated matching) as separate tasks, so a slow request never blocks the sequencer.
+Timers are a heap here: ``ScheduleTimer`` arms one, and when it is due a ``TimerFired`` event
+goes through the channel like everything else.
+
+Start-up is recovery (ref DESIGN.md "Recovery"): if the journal exists, every event in it is
+replayed through a fresh engine (its intents are not executed again), pending timers are
+re-armed from the journaled intents, a torn tail is cut; then a new ``SessionStarted``, the
+venue's catch-up (every order the engine believes open is looked up by its client id; fills
+missed while down come back from ``userTrades``) and an ``AccountSnapshotReceived``.
+
+Shutdown (SIGINT/SIGTERM, ``request_stop``) is structured: market data stops (so the strategy
+stops quoting), new orders are refused locally (as journaled rejections), open orders are
+cancelled if ``cancel_on_exit``, the dead-man switch is disarmed, the channel is drained and
+the journal closed (synced).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import signal
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+import trio
+
+from engine import (
+    FORMAT_VERSION,
+    AmendOrder,
+    CancelTimer,
+    Engine,
+    Event,
+    EventRecord,
+    InstrumentLoaded,
+    Intent,
+    IntentRecord,
+    JournalHeader,
+    OperatorCommanded,
+    PlaceOrder,
+    RaiseAlert,
+    RecordDecision,
+    ScheduleTimer,
+    SessionStarted,
+    TimerFired,
+    build_state,
+    load_engine_config,
+    registry_hash,
+)
+from journal import Durability, JournalReader, JournalWriter, code_digest, code_version
+from journal._format import segment_paths
+
+from ._config import LiveConfig
+
+__all__ = ["Runtime", "RuntimeReport", "Venue"]
+
+_STOP = object()
+
+
+class Venue(Protocol):
+    """Where intents are carried out and where account truth comes from."""
+
+    name: str
+
+    async def instruments(self, symbols: list[str]) -> list[InstrumentLoaded]: ...
+
+    async def start(self, nursery: trio.Nursery, rt: Runtime) -> None: ...
+
+    async def execute(self, intent: Intent, t0_ns: int) -> None: ...
+
+    async def reconcile(self, rt: Runtime) -> None: ...
+
+    async def cancel_all(self, symbol: str) -> None: ...
+
+    async def dead_man(self, symbol: str, countdown_ms: int) -> None: ...
+
+    def stop_market(self) -> None: ...
+
+    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RuntimeReport(msgspec.Struct):
+    journal: str
+    mode: str
+    session: int
+    resumed: bool
+    replayed_events: int
+    recovery_s: float
+    events: int
+    intents: int
+    alerts: list[str]
+    tick_to_order_ns: list[int]
+    stop_reason: str
+    venue: dict[str, Any]
+
+    def latency_summary(self) -> dict[str, float]:
+        lat = sorted(self.tick_to_order_ns)
+        if not lat:
+            return {}
+        return {
+            "n": len(lat),
+            "p50_ms": statistics.median(lat) / 1e6,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1e6,
+        }
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any],
+        journal: str | Path,
+        mode: str,
+        venue: Venue,
+        live: LiveConfig,
+        symbols: list[str],
+        status: Callable[[Runtime], None] | None = None,
+        log: Callable[[str], None] | None = None,
+        install_signals: bool = True,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.config = config
+        self.journal = Path(journal)
+        self.mode = mode
+        self.venue = venue
+        self.live = live
+        self.symbols = symbols
+        self.status = status
+        self.log = log or (lambda text: None)
+        self.install_signals = install_signals
+        self.clock = clock
+        self.engine: Engine | None = None
+        self.writer: JournalWriter | None = None
+        self.stopping = False
+        self.stop_reason = ""
+        self._stop = trio.Event()
+        self._send, self._recv = trio.open_memory_channel[tuple[Any, int]](math.inf)
+        self._timers: list[tuple[int, int]] = []  # (at_ns, timer_id) heap
+        self._armed: dict[int, int] = {}  # timer_id -> at_ns
+        self._timer_wakeup = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._drained = trio.Event()
+        self.connections: dict[str, bool] = {}
+        self.alerts: list[str] = []
+        #: orders and amends decided during shutdown and never sent
+        self.held: list[Intent] = []
+        self.latencies: list[int] = []
+        self.events = 0
+        self.intents = 0
+        self.replayed_events = 0
+        self.recovery_s = 0.0
+        self.resumed = False
+        self.session = 0
+        self.inst_by_symbol: dict[str, int] = {}
+        self.instruments: dict[int, InstrumentLoaded] = {}
+
+    # -- the sources' door ---------------------------------------------------------------
+
+    async def emit(self, ev: Event, t0_ns: int = 0) -> None:
+        """Hand one event to the sequencer (never blocks: the channel is unbounded)."""
+        self._send.send_nowait((ev, t0_ns))
+
+    def emit_nowait(self, ev: Event, t0_ns: int = 0) -> None:
+        self._send.send_nowait((ev, t0_ns))
+
+    async def set_connection(self, stream: str, up: bool, reason: str) -> None:
+        from engine import ConnectionChanged, ConnectionState
+
+        if self.connections.get(stream) == up:
+            return
+        self.connections[stream] = up
+        self.log(f"{stream} stream {'up' if up else 'down'}{': ' + reason if reason else ''}")
+        await self.emit(
+            ConnectionChanged(stream, ConnectionState.UP if up else ConnectionState.DOWN, reason)
+        )
+
+    def nursery_start(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start a background task in the runtime's nursery (e.g. resolving an order)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(fn, *args)
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.connections) and all(self.connections.values())
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self._stop.set()
+
+    # -- recovery ------------------------------------------------------------------------
+
+    def _recover(self, instruments: list[InstrumentLoaded]) -> list[Event]:
+        """Open (or create) the journal and rebuild the engine; the events to send first."""
+        started = time.perf_counter()
+        durability = Durability.parse(self.live.durability)
+        first: list[Event] = []
+        exists = self.journal.is_dir() and bool(segment_paths(self.journal))
+        if exists:
+            reader = JournalReader(self.journal)
+            header = reader.header
+            if header.kind not in ("live", "paper", "testnet", "demo"):
+                raise RuntimeError(f"{self.journal} is a {header.kind} journal, not a live one")
+            self.config = header.config  # the journal's own config: same reducer as before
+            engine = Engine(build_state(load_engine_config(header.config)))
+            replayed = 0
+            step = engine.step
+            pending_timers: dict[int, int] = {}
+            last: EventRecord | None = None
+            hook = self.venue.replayed
+            in_shutdown = False  # orders decided after a session's shutdown were never sent
+            for rec in reader.records():
+                if type(rec) is EventRecord:
+                    if last is not None:
+                        hook(last, [])
+                    step(rec)
+                    replayed += 1
+                    last = rec
+                    ev = rec.event
+                    if type(ev) is TimerFired:
+                        pending_timers.pop(ev.timer_id, None)
+                    elif type(ev) is SessionStarted:
+                        in_shutdown = False
+                    elif type(ev) is OperatorCommanded and ev.command == "shutdown":
+                        in_shutdown = True
+                elif type(rec) is IntentRecord:
+                    sent = []
+                    for it in rec.intents:
+                        if type(it) is ScheduleTimer:
+                            pending_timers[it.timer_id] = it.at_ns
+                        elif type(it) is CancelTimer:
+                            pending_timers.pop(it.timer_id, None)
+                        if not (in_shutdown and type(it) in (PlaceOrder, AmendOrder)):
+                            sent.append(it)
+                    if last is not None and last.seq == rec.seq:
+                        hook(last, sent)
+                        last = None
+            if last is not None:
+                hook(last, [])
+            self.writer, torn = JournalWriter.open_append(self.journal, durability=durability)
+            if torn is not None:
+                self.log(f"journal: cut a torn tail of {torn.cut_bytes} bytes ({torn.describe()})")
+            for tid, at in pending_timers.items():
+                if tid in engine.state.timers:
+                    self._arm(tid, at)
+            self.engine = engine
+            self.replayed_events = replayed
+            self.resumed = True
+            known = {i.symbol: i for i in (x.spec for x in engine.state.instruments.values())}
+            for spec in instruments:
+                old = known.get(spec.symbol)
+                if old is None:
+                    spec = msgspec.structs.replace(spec, inst=len(known))
+                    known[spec.symbol] = spec
+                    first.append(spec)
+                elif old != msgspec.structs.replace(spec, inst=old.inst):
+                    first.append(msgspec.structs.replace(spec, inst=old.inst))  # filters changed
+            for spec in known.values():
+                self.inst_by_symbol[spec.symbol] = spec.inst
+                self.instruments[spec.inst] = spec
+        else:
+            header = JournalHeader(
+                format_version=FORMAT_VERSION,
+                registry_hash=registry_hash(),
+                code_version=code_version(),
+                code_digest=code_digest(),
+                kind=self.mode,
+                config=self.config,
+                instruments=instruments,
+                source={"venue": self.venue.name},
+            )
+            self.writer = JournalWriter.create(self.journal, header, durability=durability)
+            self.engine = Engine(build_state(load_engine_config(self.config)))
+            first.extend(instruments)
+            for spec in instruments:
+                self.inst_by_symbol[spec.symbol] = spec.inst
+                self.instruments[spec.inst] = spec
+        self.session = self.engine.state.session + 1
+        first.append(SessionStarted(self.session, self.mode))
+        self.recovery_s = time.perf_counter() - started
+        return first
+
+    # -- the consumer --------------------------------------------------------------------
+
+    async def _consume(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        engine, writer = self.engine, self.writer
+        assert engine is not None
+        assert writer is not None
+        append, append_intents, step = writer.append_event, writer.append_intents, engine.step
+        flush = writer.flush
+        clock = self.clock
+        task_status.started()
+        async for ev, t0 in self._recv:
+            if ev is _STOP:
+                self._drained.set()
+                continue
+            rec = append(clock(), ev)
+            self.events += 1
+            intents = step(rec)
+            if intents:
+                append_intents(rec.seq, intents)
+                flush()  # in the OS before anything leaves: kill -9 loses nothing acted upon
+                self.intents += len(intents)
+                self._dispatch(intents, t0)
+
+    def _dispatch(self, intents: Any, t0: int) -> None:
+        nursery = self._nursery
+        assert nursery is not None
+        for it in intents:
+            kind = type(it)
+            if kind is ScheduleTimer:
+                self._arm(it.timer_id, it.at_ns)
+            elif kind is CancelTimer:
+                self._armed.pop(it.timer_id, None)
+            elif kind is RaiseAlert or kind is RecordDecision:
+                text = f"{it.code}: {it.message}"
+                self.alerts.append(text)
+                self.log(("alert " if kind is RaiseAlert else "decision ") + text)
+            elif self.stopping and (kind is PlaceOrder or kind is AmendOrder):
+                # not sent. Answering now would only make the strategy try again; the next
+                # session's recovery finds it never reached the exchange and says so
+                self.held.append(it)
+            else:
+                nursery.start_soon(self.venue.execute, it, t0)
+
+    # -- timers, journal sync, dead-man switch, reconciliation ------------------------------
+
+    def _arm(self, timer_id: int, at_ns: int) -> None:
+        self._armed[timer_id] = at_ns
+        heapq.heappush(self._timers, (at_ns, timer_id))
+        self._timer_wakeup.set()
+
+    async def _run_timers(self) -> None:
+        while True:
+            while self._timers and self._armed.get(self._timers[0][1]) != self._timers[0][0]:
+                heapq.heappop(self._timers)  # cancelled or re-armed
+            if not self._timers:
+                self._timer_wakeup = trio.Event()
+                await self._timer_wakeup.wait()
+                continue
+            at, tid = self._timers[0]
+            delay = (at - self.clock()) / 1e9
+            if delay > 0:
+                self._timer_wakeup = trio.Event()
+                with trio.move_on_after(delay):
+                    await self._timer_wakeup.wait()
+                continue
+            heapq.heappop(self._timers)
+            del self._armed[tid]
+            await self.emit(TimerFired(tid, at))
+
+    async def _sync_journal(self) -> None:
+        writer = self.writer
+        assert writer is not None
+        if writer.durability.mode == "none":
+            return
+        interval = (
+            writer.durability.interval_ms / 1000 if writer.durability.mode == "interval" else 0.002
+        )
+        while True:
+            await trio.sleep(interval)
+            if writer.durable_seq < writer.next_seq - 1:
+                writer.commit()
+
+    async def _dead_man(self) -> None:
+        if not self.live.dead_man_s:
+            return
+        ms = int(self.live.dead_man_s * 1000)
+        while not self.stopping:
+            if self.healthy:
+                for s in self.symbols:
+                    try:
+                        await self.venue.dead_man(s, ms)
+                    except Exception as e:  # a failed heartbeat: the countdown still runs
+                        self.log(f"dead-man refresh failed: {type(e).__name__}: {e}")
+            await trio.sleep(self.live.dead_man_refresh_s)
+
+    async def _reconcile_periodically(self) -> None:
+        if not self.live.reconcile_s:
+            return
+        while not self.stopping:
+            await trio.sleep(self.live.reconcile_s)
+            if self.stopping:
+                return
+            try:
+                await self.venue.reconcile(self)
+            except Exception as e:
+                self.log(f"reconciliation failed: {type(e).__name__}: {e}")
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for sig in signals:
+                self.request_stop(signal.Signals(sig).name)
+                return
+
+    async def _status_loop(self) -> None:
+        if self.status is None:
+            return
+        while True:
+            self.status(self)
+            await trio.sleep(1.0)
+
+    # -- the whole run -------------------------------------------------------------------
+
+    async def run(
+        self,
+        *,
+        seconds: float | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> RuntimeReport:
+        instruments = await self.venue.instruments(self.symbols)
+        first = self._recover(instruments)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self._consume)
+                for ev in first:
+                    await self.emit(ev)
+                nursery.start_soon(self._run_timers)
+                nursery.start_soon(self._sync_journal)
+                if self.install_signals:
+                    nursery.start_soon(self._signals)
+                await self.venue.start(nursery, self)
+                nursery.start_soon(self._dead_man)
+                nursery.start_soon(self._reconcile_periodically)
+                nursery.start_soon(self._status_loop)
+                task_status.started()
+                if seconds is not None:
+                    with trio.move_on_after(seconds):
+                        await self._stop.wait()
+                    self.request_stop(f"ran {seconds:g} s")
+                else:
+                    await self._stop.wait()
+                await self._shutdown()
+                nursery.cancel_scope.cancel()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            await self.venue.aclose()
+        return RuntimeReport(
+            journal=str(self.journal),
+            mode=self.mode,
+            session=self.session,
+            resumed=self.resumed,
+            replayed_events=self.replayed_events,
+            recovery_s=self.recovery_s,
+            events=self.events,
+            intents=self.intents,
+            alerts=self.alerts,
+            tick_to_order_ns=self.latencies,
+            stop_reason=self.stop_reason,
+            venue=self.venue.describe(),
+        )
+
+    async def _shutdown(self) -> None:
+        self.log(f"stopping ({self.stop_reason})")
+        self.stopping = True
+        self.venue.stop_market()
+        await self.emit(
+            OperatorCommanded(
+                "shutdown",
+                {
+                    "reason": self.stop_reason,
+                    "cancel": "true" if self.live.cancel_on_exit else "false",
+                },
+            )
+        )
+        with trio.move_on_after(10):
+            if self.live.cancel_on_exit:
+                for s in self.symbols:
+                    try:
+                        await self.venue.cancel_all(s)
+                    except Exception as e:
+                        self.log(f"cancel-all {s} failed: {type(e).__name__}: {e}")
+                # wait for the cancellations to come back and be journaled
+                engine = self.engine
+                assert engine is not None
+                held = {it.client_id for it in self.held}
+                with trio.move_on_after(5):
+                    while any(  # polls engine state: there is no event for it
+                        cid not in held for cid in engine.state.open_orders
+                    ):
+                        await trio.sleep(0.05)
+                        held = {it.client_id for it in self.held}
+            if self.live.dead_man_s:
+                for s in self.symbols:
+                    try:
+                        await self.venue.dead_man(s, 0)
+                    except Exception as e:
+                        self.log(f"dead-man disarm {s} failed: {type(e).__name__}: {e}")
+        with trio.move_on_after(5):
+            self._send.send_nowait((_STOP, 0))
+            await self._drained.wait()

@@ -1,0 +1,553 @@
+"""Venues: where the runtime's intents are carried out.
+
+``ExchangeVenue`` is Binance (or anything that speaks its API, such as the local exchange):
+REST and, optionally, the WebSocket API for orders, the market streams and the user stream.
+``PaperVenue`` takes real market data from the same streams but executes on the simulated
+exchange (``replay/sim``), in process: nothing is sent to the exchange.
+
+The executor rules (ref/binance.md §7):
+
+* a new order or an amend that times out or gets a 5xx becomes ``OrderStatusUnknown`` and is
+  resolved by querying its client order id (found: adopt its state and fills; not found once
+  its ``timestamp + recvWindow`` has passed on the server: it never existed) — never resent;
+* a cancel is idempotent: on no answer it is sent again;
+* a request refused by the rate budget comes back as a rejection with Binance's code;
+* requests about one client order id go out in the order they were decided (a per-id lock),
+  so a cancel can never overtake its own order.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import trio
+
+from adapters.binance import MarketParser, instrument_from_symbol_info
+from adapters.binance._orders import amend_params, place_params
+from adapters.binance._rest import OutcomeUnknown, RestClient, RestError
+from adapters.binance._sign import Credentials
+from adapters.binance._streams import (
+    StreamConfig,
+    market_stream_urls,
+    run_market_stream,
+    run_user_stream,
+)
+from adapters.binance._user import OrderInfo, UserParser
+from engine import (
+    AccountSnapshotReceived,
+    AmendOrder,
+    AmendRejected,
+    CancelAllOrders,
+    CancelOrder,
+    CancelRejected,
+    Event,
+    EventRecord,
+    InstrumentLoaded,
+    Intent,
+    OperatorCommanded,
+    OrderCanceled,
+    OrderRejected,
+    OrderStatus,
+    OrderStatusUnknown,
+    PlaceOrder,
+    RequestSnapshot,
+    SnapshotKind,
+)
+
+from ._config import Endpoints, LiveConfig
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["ExchangeVenue", "PaperVenue"]
+
+_MS = 1_000_000
+
+
+class _MarketSide:
+    """Market data for both venues: REST exchangeInfo/depth and the market streams."""
+
+    def __init__(self, endpoints: Endpoints, live: LiveConfig, rest: RestClient) -> None:
+        self.endpoints = endpoints
+        self.live = live
+        self.rest = rest
+        self.market_parser = MarketParser()
+        self.user_parser = UserParser()
+        self.stream_cfg = StreamConfig(
+            rotate_after_s=live.rotate_after_s,
+            stale_after_s=live.stale_after_s,
+            keepalive_s=live.keepalive_s,
+        )
+        self._market_scope = trio.CancelScope()
+        self._snapshot_busy: dict[int, bool] = {}
+        self._symbol_of: dict[int, str] = {}
+        self.rt: Runtime | None = None
+
+    async def instruments(self, symbols: list[str]) -> list[InstrumentLoaded]:
+        info = msgspec.json.decode(await self.rest.exchange_info())
+        by_symbol = {s["symbol"]: s for s in info.get("symbols", [])}
+        out = []
+        for i, sym in enumerate(symbols):
+            if sym not in by_symbol:
+                raise RestError(400, -1121, f"Invalid symbol {sym}", "/fapi/v1/exchangeInfo")
+            out.append(instrument_from_symbol_info(i, by_symbol[sym]))
+        return out
+
+    def _learn(self, rt: Runtime) -> None:
+        self.rt = rt
+        for inst, spec in rt.instruments.items():
+            self.market_parser.add_instrument(spec)
+            self.user_parser.add_instrument(spec)
+            self._symbol_of[inst] = spec.symbol
+
+    async def _start_market(self, nursery: trio.Nursery, rt: Runtime, emit: Any) -> None:
+        urls = market_stream_urls(
+            self.endpoints.ws_url,
+            rt.symbols,
+            routed=self.endpoints.routed_streams,
+            kline=self.live.kline,
+        )
+
+        async def market(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            with self._market_scope:
+                async with trio.open_nursery() as n:
+                    for name, url in urls.items():
+                        await n.start(
+                            run_market_stream,
+                            name,
+                            url,
+                            self.market_parser,
+                            emit,
+                            rt.set_connection,
+                            self.stream_cfg,
+                        )
+                    task_status.started()
+
+        await nursery.start(market)
+
+    def stop_market(self) -> None:
+        self._market_scope.cancel()
+
+    async def _book_snapshot(self, rt: Runtime, r: RequestSnapshot) -> list[Event]:
+        if self._snapshot_busy.get(r.inst):
+            return []  # one in flight already answers it
+        self._snapshot_busy[r.inst] = True
+        try:
+            sym = self._symbol_of[r.inst]
+            for attempt in range(5):
+                try:
+                    body = await self.rest.depth(sym)
+                    return [self.market_parser.parse_snapshot(sym, body)]
+                except RestError as e:
+                    rt.log(f"depth snapshot {sym} failed: {e}")
+                    await trio.sleep(0.5 * 2**attempt)
+            return []
+        finally:
+            self._snapshot_busy[r.inst] = False
+
+
+class ExchangeVenue(_MarketSide):
+    """Binance's API (or the local exchange): REST/WS-API orders, market and user streams."""
+
+    name = "exchange"
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        live: LiveConfig,
+        credentials: Credentials,
+        *,
+        rest: RestClient | None = None,
+    ) -> None:
+        rest = rest or RestClient(
+            endpoints.rest_url,
+            credentials,
+            recv_window_ms=live.recv_window_ms,
+            timeout_s=live.timeout_s,
+        )
+        super().__init__(endpoints, live, rest)
+        self.credentials = credentials
+        self._locks: dict[str, trio.Lock] = {}
+        self._resolving: set[str] = set()
+        self.ws_api: Any = None
+        self.stats = {
+            "orders_sent": 0,
+            "unknown": 0,
+            "resolved_found": 0,
+            "resolved_absent": 0,
+            "catchup_fills": 0,
+            "reconciliations": 0,
+            "orphans": 0,
+            "position_mismatches": 0,
+        }
+
+    async def start(self, nursery: trio.Nursery, rt: Runtime) -> None:
+        self._learn(rt)
+        self.rest.latency_sink = rt.latencies
+        await self.rest.sync_time()
+        if self.live.order_entry == "ws_api":
+            from adapters.binance._ws_api import WsApiClient
+
+            self.ws_api = WsApiClient(self.endpoints.ws_api_url, self.credentials, self.rest)
+            self.ws_api.latency_sink = rt.latencies
+            await nursery.start(self.ws_api.run)
+
+        async def on_connected() -> None:
+            await self.reconcile(rt)
+
+        await nursery.start(
+            run_user_stream,
+            self.rest,
+            self.endpoints.ws_url,
+            self.user_parser,
+            rt.emit,
+            rt.set_connection,
+            on_connected,
+            self.stream_cfg,
+        )
+        await self._start_market(nursery, rt, rt.emit)
+        nursery.start_soon(self._resync_clock)
+
+    async def _resync_clock(self) -> None:
+        while True:
+            await trio.sleep(300)
+            try:
+                await self.rest.sync_time()
+            except RestError:
+                pass
+
+    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        await self.rest.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.stats,
+            "rest": self.rest.stats,
+            "budget": self.rest.budget.describe(),
+            "user_skipped": self.user_parser.skipped,
+            "market_skipped": self.market_parser.skipped,
+        }
+
+    def _lock(self, cid: str) -> trio.Lock:
+        lock = self._locks.get(cid)
+        if lock is None:
+            lock = self._locks[cid] = trio.Lock()
+        return lock
+
+    # -- intents -------------------------------------------------------------------------
+
+    async def execute(self, intent: Intent, t0_ns: int) -> None:
+        rt = self.rt
+        assert rt is not None
+        kind = type(intent)
+        if kind is PlaceOrder:
+            async with self._lock(intent.client_id):
+                await self._place(rt, intent, t0_ns)
+        elif kind is CancelOrder:
+            async with self._lock(intent.client_id):
+                await self._cancel(rt, intent)
+        elif kind is AmendOrder:
+            async with self._lock(intent.client_id):
+                await self._amend(rt, intent)
+        elif kind is CancelAllOrders:
+            await self.cancel_all(self._symbol_of[intent.inst])
+        elif kind is RequestSnapshot:
+            if intent.kind is SnapshotKind.BOOK:
+                for ev in await self._book_snapshot(rt, intent):
+                    await rt.emit(ev)
+            else:
+                await self.reconcile(rt)
+
+    async def _place(self, rt: Runtime, p: PlaceOrder, t0_ns: int) -> None:
+        ins = self.market_parser.instrument(self._symbol_of[p.inst])
+        params = place_params(p, ins)
+        self.stats["orders_sent"] += 1
+        sent_ms = self.rest.timestamp_ms()
+        try:
+            if self.ws_api is not None:
+                info = await self.ws_api.place(params, t0_ns)
+            else:
+                body = await self.rest.request(
+                    "POST", "/fapi/v1/order", params, signed=True, order=True, t0_ns=t0_ns
+                )
+                info = self.user_parser.order(body)
+        except OutcomeUnknown as e:
+            self.stats["unknown"] += 1
+            await rt.emit(OrderStatusUnknown(p.inst, p.client_id, rt.clock(), e.reason))
+            await self._resolve(rt, p.inst, p.client_id, sent_ms)
+            return
+        except RestError as e:
+            await rt.emit(OrderRejected(p.inst, p.client_id, e.code, e.msg, rt.clock()))
+            return
+        for ev in self.user_parser.order_events(info):
+            await rt.emit(ev)
+
+    async def _cancel(self, rt: Runtime, c: CancelOrder) -> None:
+        sym = self._symbol_of[c.inst]
+        for attempt in range(5):
+            try:
+                body = await self.rest.cancel_order(sym, c.client_id)
+            except OutcomeUnknown:
+                await trio.sleep(0.2 * 2**attempt)
+                continue
+            except RestError as e:
+                if e.code in (-1007, -1001) and attempt < 4:
+                    await trio.sleep(0.2 * 2**attempt)
+                    continue
+                await rt.emit(CancelRejected(c.inst, c.client_id, e.code, e.msg, rt.clock()))
+                return
+            info = self.user_parser.order(body)
+            if info.status == "CANCELED":
+                await rt.emit(OrderCanceled(c.inst, c.client_id, info.orderId, rt.clock()))
+            return
+        await rt.emit(CancelRejected(c.inst, c.client_id, -1007, "no answer", rt.clock()))
+
+    async def _amend(self, rt: Runtime, a: AmendOrder) -> None:
+        ins = self.market_parser.instrument(self._symbol_of[a.inst])
+        params = amend_params(a, ins)
+        try:
+            if self.ws_api is not None:
+                info = await self.ws_api.amend(params)
+            else:
+                info = self.user_parser.order(await self.rest.amend_order(params))
+        except OutcomeUnknown:
+            self.stats["unknown"] += 1
+            try:
+                info = self.user_parser.order(await self.rest.query_order(ins.symbol, a.client_id))
+            except RestError as e:
+                await rt.emit(AmendRejected(a.inst, a.client_id, e.code, e.msg, rt.clock()))
+                return
+            if (
+                ins.price_scale.to_units(info.price) != a.price
+                or ins.qty_scale.to_units(info.origQty) != a.qty
+            ):
+                await rt.emit(
+                    AmendRejected(a.inst, a.client_id, -1007, "amend not applied", rt.clock())
+                )
+                return
+        except RestError as e:
+            await rt.emit(AmendRejected(a.inst, a.client_id, e.code, e.msg, rt.clock()))
+            return
+        ev = self.user_parser.amended(info)
+        if ev is not None:
+            await rt.emit(ev)
+
+    async def cancel_all(self, symbol: str) -> None:
+        await self.rest.cancel_all(symbol)
+
+    async def dead_man(self, symbol: str, countdown_ms: int) -> None:
+        await self.rest.countdown_cancel_all(symbol, countdown_ms)
+
+    # -- resolving unknown outcomes and catching up --------------------------------------
+
+    async def _resolve(self, rt: Runtime, inst: int, cid: str, sent_ms: int) -> None:
+        """Find out whether order ``cid`` exists; emit what it went through (§7.3)."""
+        if cid in self._resolving:
+            return
+        self._resolving.add(cid)
+        try:
+            await trio.sleep(0.3)
+            delay = 0.3
+            while True:
+                found = await self._lookup(rt, inst, cid)
+                if found:
+                    self.stats["resolved_found"] += 1
+                    return
+                # not found: once the server's clock is past timestamp + recvWindow (plus a
+                # margin) the matching engine refuses it (-5028), so it can never exist
+                server_ms = self.rest.timestamp_ms() + 100
+                if server_ms > sent_ms + self.rest.recv_window_ms + 1000:
+                    self.stats["resolved_absent"] += 1
+                    await rt.emit(
+                        OrderRejected(inst, cid, -2013, "never reached the exchange", rt.clock())
+                    )
+                    return
+                await trio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        finally:
+            self._resolving.discard(cid)
+
+    async def _lookup(self, rt: Runtime, inst: int, cid: str) -> bool:
+        """Query ``cid``; if it exists, emit its ack, missing fills and end. False if absent."""
+        sym = self._symbol_of[inst]
+        while True:
+            try:
+                info = self.user_parser.order(await self.rest.query_order(sym, cid))
+                break
+            except RestError as e:
+                if e.code == -2013:
+                    return False
+                rt.log(f"query {cid} failed: {e}; retrying")
+                await trio.sleep(1.0)
+        await self._adopt(rt, info)
+        return True
+
+    async def _adopt(self, rt: Runtime, info: OrderInfo) -> None:
+        engine = rt.engine
+        assert engine is not None
+        order = engine.state.order(info.clientOrderId)
+        evs = self.user_parser.order_events(info)
+        ack, end = evs[:1], evs[1:]
+        if order is not None and order.order_id and ack and type(ack[0]) is not OrderRejected:
+            ack = []  # the engine already knows it was accepted
+        fills: list[Event] = []
+        if (
+            order is not None
+            and info.executedQty.strip("0.")
+            and order.filled
+            < (self.market_parser.instrument(info.symbol).qty_scale.to_units(info.executedQty))
+        ):
+            trades = self.user_parser.trades(await self.rest.user_trades(info.symbol, info.orderId))
+            fills = list(self.user_parser.fills_from_trades(info, trades, set(order.trade_ids)))
+            self.stats["catchup_fills"] += len(fills)
+        if order is not None and not order.is_open:
+            end = []
+        for ev in [*ack, *fills, *end]:
+            await rt.emit(ev)
+
+    async def reconcile(self, rt: Runtime) -> None:
+        """Catch up on every order the engine believes open, then an account snapshot."""
+        engine = rt.engine
+        assert engine is not None
+        self.stats["reconciliations"] += 1
+        open_now = [
+            (o.inst, o.client_id, o.status, o.updated_ns) for o in engine.state.open_orders.values()
+        ]
+        for inst, cid, status, updated_ns in open_now:
+            if cid in self._resolving or inst not in self._symbol_of:
+                continue
+            found = await self._lookup(rt, inst, cid)
+            if not found and status in (OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN):
+                # journaled but maybe never sent (killed before), or still in flight
+                sent_ms = updated_ns // _MS
+                rt.nursery_start(self._resolve, rt, inst, cid, sent_ms)
+            elif not found:
+                rt.log(f"reconcile: {cid} is open here but unknown to the exchange")
+        balances = self.user_parser.balance_rows(await self.rest.balances())
+        positions = self.user_parser.position_rows(await self.rest.positions())
+        infos: list[OrderInfo] = []
+        for sym in rt.symbols:
+            infos += self.user_parser.orders(await self.rest.open_orders(sym))
+        rows = self.user_parser.open_order_rows(infos)
+        await rt.emit(AccountSnapshotReceived(rt.clock(), balances, positions, rows))
+        self._check(rt, positions, rows)
+
+    def _check(self, rt: Runtime, positions: list[Any], rows: list[Any]) -> None:
+        """Runtime-side consistency check of a snapshot (the reducer decides repairs)."""
+        engine = rt.engine
+        assert engine is not None
+        prefix = engine.state.client_id_prefix
+        for r in rows:
+            o = engine.state.order(r.client_id)
+            if (o is None or not o.is_open) and r.client_id.startswith(prefix):
+                self.stats["orphans"] += 1
+                rt.log(f"reconcile: exchange has open order {r.client_id} the engine does not")
+        exch = {p.inst: p.qty for p in positions}
+        for inst in rt.instruments:
+            mine = engine.state.position(inst).qty
+            if exch.get(inst, 0) != mine:
+                self.stats["position_mismatches"] += 1
+                rt.log(f"reconcile: position {mine} here, {exch.get(inst, 0)} on the exchange")
+
+
+class PaperVenue(_MarketSide):
+    """Real market data, simulated execution (the shared matching model), nothing sent."""
+
+    name = "paper"
+
+    def __init__(self, endpoints: Endpoints, live: LiveConfig, sim_config: Any) -> None:
+        super().__init__(endpoints, live, RestClient(endpoints.rest_url, None))
+        self.sim_config = sim_config
+        self.sim: Any = None
+        self._pending_instruments: list[InstrumentLoaded] = []
+
+    def _sim(self) -> Any:
+        if self.sim is None:
+            from replay.sim import SimExchange
+
+            self.sim = SimExchange(self.sim_config, [])
+        return self.sim
+
+    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None:
+        """Rebuild the simulated exchange from the journal: same inputs, same state."""
+        from replay._backtest import MARKET_TYPES
+
+        sim = self._sim()
+        ev = rec.event
+        if type(ev) is InstrumentLoaded:
+            sim.add_instrument(ev)
+        elif type(ev) in MARKET_TYPES:
+            sim.apply_market(rec.recv_ns, ev)
+        elif type(ev) is OperatorCommanded and ev.command == "shutdown":
+            if ev.args.get("cancel") == "true":  # what the shutdown did, outside the intents
+                for inst in list(sim.markets):
+                    sim.submit(rec.recv_ns, CancelAllOrders(inst, "shutdown"))
+        for it in intents:
+            if type(it) in (PlaceOrder, CancelOrder, CancelAllOrders, AmendOrder):
+                sim.submit(rec.recv_ns, it)
+
+    async def start(self, nursery: trio.Nursery, rt: Runtime) -> None:
+        self._learn(rt)
+        sim = self._sim()
+        for spec in rt.instruments.values():
+            if spec.inst not in sim.markets:
+                sim.add_instrument(spec)
+        clock = rt.clock
+
+        async def emit(ev: Event, t0: int) -> None:
+            await rt.emit(ev, t0)
+            for answer in sim.apply_market(clock(), ev):
+                await rt.emit(answer)
+
+        self._emit_market = emit
+        await self.reconcile(rt)
+        await self._start_market(nursery, rt, emit)
+
+    async def execute(self, intent: Intent, t0_ns: int) -> None:
+        rt = self.rt
+        assert rt is not None
+        if type(intent) is RequestSnapshot and intent.kind is SnapshotKind.BOOK:
+            for ev in await self._book_snapshot(rt, intent):
+                await self._emit_market(ev, 0)
+            return
+        if type(intent) is RequestSnapshot:
+            await self.reconcile(rt)
+            return
+        if t0_ns:
+            rt.latencies.append(time.perf_counter_ns() - t0_ns)
+        for ev in self._sim().submit(rt.clock(), intent):
+            await rt.emit(ev)
+
+    async def reconcile(self, rt: Runtime) -> None:
+        engine = rt.engine
+        assert engine is not None
+        sim = self._sim()
+        for o in list(engine.state.open_orders.values()):
+            if o.status in (OrderStatus.PENDING_NEW, OrderStatus.UNKNOWN) and (
+                o.client_id not in sim.orders
+            ):
+                # decided during a shutdown and never sent (the simulated exchange would
+                # have answered at once otherwise)
+                await rt.emit(OrderRejected(o.inst, o.client_id, -2013, "never sent", rt.clock()))
+        await rt.emit(sim.account_snapshot(rt.clock()))
+
+    async def cancel_all(self, symbol: str) -> None:
+        rt = self.rt
+        assert rt is not None
+        inst = rt.inst_by_symbol[symbol]
+        for ev in self._sim().submit(rt.clock(), CancelAllOrders(inst, "shutdown")):
+            await rt.emit(ev)
+
+    async def dead_man(self, symbol: str, countdown_ms: int) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        await self.rest.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {"sim": self.sim.describe() if self.sim is not None else {}}
