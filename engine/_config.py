@@ -15,13 +15,15 @@ import msgspec
 from ._errors import ConfigError
 from ._state import EngineState
 from .strategies import SimpleQuoter, SimpleQuoterConfig, Strategy
+from .strategies.grid import Grid, GridConfig
 
 __all__ = ["EngineConfig", "EngineSection", "StrategyConfig", "build_state", "load_engine_config"]
 
-StrategyConfig = SimpleQuoterConfig
+StrategyConfig = SimpleQuoterConfig | GridConfig
 
 _STRATEGIES: dict[type[msgspec.Struct], type[Strategy]] = {
     SimpleQuoterConfig: SimpleQuoter,
+    GridConfig: Grid,
 }
 
 _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from ._book import OrderBook
-from ._events import Side, TimeInForce, TopOfBookUpdated
+from ._events import OpenOrderRow, Side, TimeInForce, TopOfBookUpdated
 from ._instrument import Instrument
 from ._intents import (
     AlertLevel,
@@ -29,6 +29,7 @@ from ._intents import (
     ScheduleTimer,
     SnapshotKind,
 )
+from ._order_state import Trigger, next_status
 from ._state import EngineState, Order, Position
 
 __all__ = ["CLIENT_ID_RE", "NO_INTENTS", "Context"]
@@ -113,8 +114,60 @@ class Context:
         order.updated_ns = st.now_ns
         st.open_orders[cid] = order
         st.stats["orders_placed"] += 1
-        self.intents.append(PlaceOrder(inst, cid, side, price, qty, tif, order_type, reduce_only))
+        self.intents.append(
+            PlaceOrder(inst, cid, side, price, qty, tif, order_type, reduce_only, tag)
+        )
         return order
+
+    def adopt(self, row: OpenOrderRow, tag: str, reason: str) -> Order:
+        """Take over an order the exchange reports open but the engine does not know (an
+        earlier process's order found by reconciliation). No intent is sent: the order exists;
+        the adoption is journaled as a decision."""
+        st = self.state
+        order = Order(
+            row.client_id,
+            row.inst,
+            row.side,
+            row.price,
+            row.qty,
+            row.tif,
+            OrderType.LIMIT,
+            row.reduce_only,
+            st.seq,
+            tag,
+        )
+        order.order_id = order_id = row.order_id
+        order.filled = row.filled
+        order.status = next_status(order.status, Trigger.ACCEPTED, row.client_id)
+        if row.filled:
+            order.status = next_status(order.status, Trigger.FILL, row.client_id)
+        order.updated_ns = st.now_ns
+        st.open_orders[row.client_id] = order
+        self.decide(
+            "reconcile",
+            "adopt_order",
+            "open_on_exchange",
+            f"{row.client_id} #{order_id} {reason}",
+            row.inst,
+        )
+        return order
+
+    def settle_missing(self, order: Order, reason: str) -> None:
+        """Close an order the exchange no longer has (its final event was lost): it is marked
+        EXPIRED locally. A fill told later still counts (the engine accepts late fills on a
+        closed order). Journaled as a decision."""
+        st = self.state
+        order.status = next_status(order.status, Trigger.EXPIRED, order.client_id)
+        order.cancel_pending = False
+        order.updated_ns = st.now_ns
+        st.close_order(order)
+        self.decide(
+            "reconcile",
+            "settle_missing",
+            "absent_on_exchange",
+            f"{order.client_id} {reason}",
+            order.inst,
+        )
 
     def cancel(self, order: Order) -> None:
         if order.cancel_pending or not order.is_open:

@@ -60,6 +60,9 @@ class PlaceOrder(_Intent, frozen=True, tag=1):
     tif: TimeInForce = TimeInForce.GTC
     order_type: OrderType = OrderType.LIMIT
     reduce_only: bool = False
+    #: the strategy's label for the order (grid ``g:<slot ticks>:<E|X>``, quoter ``q:<b|a><level>``);
+    #: never sent to the exchange, kept so SQL can group fills by slot or level
+    tag: str = ""
 
 
 class CancelOrder(_Intent, frozen=True, tag=2):

@@ -226,6 +226,8 @@ def _on_accepted(st: EngineState, ctx: Context, ev: OrderAccepted) -> None:
 
 def _on_rejected(st: EngineState, ctx: Context, ev: OrderRejected) -> None:
     order = _known(st, ev.client_id)
+    next_status(order.status, Trigger.REJECTED, order.client_id)
+    order.reject_code = ev.code
     _transition(st, ctx, order, Trigger.REJECTED, ev.ts_ns)
 
 

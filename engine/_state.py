@@ -40,6 +40,7 @@ class Order:
         "price",
         "qty",
         "reduce_only",
+        "reject_code",
         "side",
         "status",
         "tag",
@@ -75,6 +76,7 @@ class Order:
         self.order_id = 0
         self.filled = 0
         self.cancel_pending = False
+        self.reject_code = 0  # Binance's code when the order was rejected (e.g. -5022)
         self.trade_ids: list[int] = []
         self.updated_ns = 0
 

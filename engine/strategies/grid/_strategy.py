@@ -1,0 +1,933 @@
+"""The grid: OpenSQT / QuantMesh's "infinite" grid as a pure strategy (ref/opensqt.md §1–§4).
+
+One slot per lattice price, each with its own state machine (``_ledger.py``). On each
+coalesced price update, ``_adjust`` places entries in the window below the price (above it in
+short mode) and an exit one interval beyond every filled slot, exactly as OpenSQT's
+AdjustOrders, with its bugs fixed (each fix is tested, ``tests/test_grid.py``):
+
+* prices and sizes are integer ticks and lots from tickSize/stepSize; the lattice is anchored
+  on the tick grid ("aligned" by default, so it is the same after a restart);
+* a slot knows the client id of its one live order: late, duplicate or stale events for any
+  other order never touch it (§7.4, §7.6);
+* a holding too small to exit (a partial entry that was cancelled) is merged into the nearest
+  filled slot further out, or flagged by an alert, instead of blocking its level (§7.5);
+* reconciliation compares orders and position with the exchange's snapshot and repairs the
+  ledger (adopt, settle, cancel), each repair a journaled decision (§7.1, §7.8);
+* the margin lock stops entries only; exits keep working (§7.15); -4061 cancels this grid's
+  orders and halts instead of exiting with orders live (§7.10);
+* an exit never prices through the market: a filled slot far below the price exits at the
+  first lattice level above it, as a maker (§7.12); only -5022 refusals count toward the
+  post-only fallback, not routine cancels;
+* the risk monitor fails closed and keeps exits working while it holds entries (§7.18);
+* idle empty slots are dropped, so the ledger stays as small as the live orders and holdings.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine._context import Context
+from engine._events import (
+    AccountSnapshotReceived,
+    KlineUpdated,
+    OperatorCommanded,
+    OrderFilled,
+    Side,
+    TimeInForce,
+    TradePrinted,
+)
+from engine._instrument import Instrument
+from engine._intents import AlertLevel, SnapshotKind
+from engine._order_state import OrderStatus
+from engine._state import Order
+from engine._units import QUOTE_SCALE, round_half_away
+from engine.strategies._base import Strategy
+
+from ._config import GridConfig
+from ._ledger import Lock, Slot, SlotTrigger
+from ._monitor import VolumeMonitor
+
+__all__ = ["Grid"]
+
+T = SlotTrigger
+
+#: after this many refusals in a row (other than -5022 / -2019) a slot is left alone until
+#: the next reconciliation, with an alert (OpenSQT retries 6 times, then frees the slot)
+MAX_SLOT_FAILURES = 6
+#: the margin lock doubles on each -2019 in a row, up to this factor (OpenSQT loops at 1x)
+MAX_MARGIN_BACKOFF = 16
+#: how far (in levels) adoption and dust merging look for a slot
+SEARCH_LEVELS = 10_000
+
+
+class _Leg:
+    """One direction of the grid: long (buy below, sell one interval up) or short."""
+
+    __slots__ = ("d", "entry_side", "exit_side", "letter", "slots")
+
+    def __init__(self, d: int) -> None:
+        self.d = d
+        self.entry_side = Side.BUY if d > 0 else Side.SELL
+        self.exit_side = Side.SELL if d > 0 else Side.BUY
+        self.letter = "L" if d > 0 else "S"
+        self.slots: dict[int, Slot] = {}
+
+    def slot(self, price: int) -> Slot:
+        s = self.slots.get(price)
+        if s is None:
+            s = self.slots[price] = Slot(price)
+        return s
+
+    def holding(self) -> int:
+        return sum(s.qty for s in self.slots.values())
+
+
+class Grid(Strategy):
+    kind = "grid"
+
+    def __init__(self, config: GridConfig) -> None:
+        self.config = config
+        self.legs = [_Leg(+1)] if config.mode == "long" else [_Leg(-1)]
+        if config.mode == "neutral":
+            self.legs = [_Leg(+1), _Leg(-1)]
+        self.inst = -1
+        self.ins: Instrument | None = None
+        self.interval = 0  # I, ticks
+        self.amount = 0  # Q, quote minor units
+        self.min_exit = 0  # smallest exit notional, minor units
+        self.anchor: int | None = None
+        self.phase = "wait_instrument"  # -> wait_price -> wait_account -> running | halted
+        self.halt_reason = ""
+        self.session = -1  # session whose startup snapshot has been handled
+        self.snapshot_requested_session = -1
+        self.last_price = 0
+        self.adjust_timer: int | None = None
+        self.timers_started = False
+        self.margin_lock_until = 0
+        self.margin_strikes = 0
+        self.exits_held = False  # after -2022, until the next reconciliation
+        self.monitor = VolumeMonitor(config.risk_control) if config.risk_control.enabled else None
+        self.monitor_blocked = ""  # the reason entries are held by the monitor, "" if not
+        # reconciliation memory: what the previous snapshot disagreed about
+        self.prev_missing: set[str] = set()
+        self.prev_unknown: set[str] = set()
+        self.prev_diff = 0
+        self.prev_snapshot_seq = -1
+        self.foreign_seen: set[str] = set()
+        self.stats = {
+            "adjusts": 0,
+            "entries": 0,
+            "exits": 0,
+            "round_trips": 0,
+            "realized_ticklots": 0,
+            "post_only_refusals": 0,
+            "margin_locks": 0,
+            "dust_merges": 0,
+            "repairs": 0,
+            "cleaner_cancels": 0,
+            "risk_trips": 0,
+        }
+
+    # -- setup -------------------------------------------------------------------------------
+
+    def on_instrument(self, ctx: Context, instrument: Instrument) -> None:
+        if instrument.symbol != self.config.symbol or self.phase != "wait_instrument":
+            return
+        cfg = self.config
+        try:
+            self.interval = instrument.price_scale.to_units(str(cfg.price_interval))
+        except ValueError:
+            return self._refuse(
+                ctx,
+                "bad_interval",
+                f"price_interval {cfg.price_interval} is not a multiple of {cfg.symbol}'s tick "
+                f"{instrument.spec.tick_size}: use a multiple of the tick",
+            )
+        self.inst = instrument.inst
+        self.ins = instrument
+        self.amount = _minor(cfg.order_quantity)
+        if self.amount < instrument.spec.min_notional:
+            return self._refuse(
+                ctx,
+                "amount_below_min_notional",
+                f"order_quantity {cfg.order_quantity} is below {cfg.symbol}'s minimum order "
+                f"value {Decimal(instrument.spec.min_notional) / QUOTE_SCALE}: raise it",
+            )
+        self.min_exit = max(_minor(cfg.min_order_value), instrument.spec.min_notional)
+        if cfg.anchor not in ("aligned", "first_trade"):
+            try:
+                self.anchor = instrument.price_scale.to_units(cfg.anchor)
+            except ValueError:
+                return self._refuse(
+                    ctx, "bad_anchor", f"anchor {cfg.anchor} is not on {cfg.symbol}'s tick grid"
+                )
+        elif cfg.anchor == "aligned":
+            self.anchor = 0
+        self.phase = "wait_price"
+
+    def _refuse(self, ctx: Context, code: str, message: str) -> None:
+        self.phase = "halted"
+        self.halt_reason = message
+        ctx.alert(AlertLevel.CRITICAL, f"grid_{code}", message)
+        ctx.decide("grid", "refuse", code, message, self.inst)
+
+    # -- prices ------------------------------------------------------------------------------
+
+    def on_trade(self, ctx: Context, ev: TradePrinted) -> None:
+        if ev.inst == self.inst:
+            self._on_price(ctx, ev.price)
+
+    def on_kline(self, ctx: Context, ev: KlineUpdated) -> None:
+        if self.monitor is not None:
+            symbol = ctx.instrument(ev.inst).symbol
+            if self.monitor.watches(symbol, ev.interval):
+                change = self.monitor.on_kline(symbol, ev, ctx.now_ns)
+                if change is not None:
+                    self._on_monitor_change(ctx, change, symbol)
+        # candle-only data: the close is the price (OpenSQT reads aggTrade; recorded candles
+        # have no trades)
+        if ev.inst == self.inst and ev.closed:
+            self._on_price(ctx, ev.close)
+
+    def _on_price(self, ctx: Context, price: int) -> None:
+        if price <= 0 or self.phase in ("halted", "wait_instrument"):
+            return
+        self.last_price = price
+        st = ctx.state
+        if self.phase == "wait_price" or (self.session != st.session and self.phase == "running"):
+            # a new session (start or restart): nothing is placed before the account
+            # snapshot is in and checked; OpenSQT's first price never produces an order either
+            if self.anchor is None:
+                self.anchor = price
+            self.phase = "wait_account"
+        if self.phase == "wait_account":
+            if self.snapshot_requested_session != st.session:
+                self.snapshot_requested_session = st.session
+                ctx.request_snapshot(SnapshotKind.ACCOUNT, self.inst, "grid startup")
+            return
+        if self.config.price_send_interval == 0:
+            self._adjust(ctx)
+        elif self.adjust_timer is None:
+            at = ctx.now_ns + self.config.price_send_interval * 1_000_000
+            self.adjust_timer = ctx.schedule(at, "grid:adjust")
+
+    def on_timer(self, ctx: Context, key: str) -> None:
+        if key == "grid:adjust":
+            self.adjust_timer = None
+            if self.phase == "running":
+                self._adjust(ctx)
+        elif key == "grid:reconcile":
+            ctx.schedule(ctx.now_ns + self.config.reconcile_interval * 1_000_000_000, key)
+            if self.phase == "running":
+                ctx.request_snapshot(SnapshotKind.ACCOUNT, self.inst, "grid reconcile")
+        elif key == "grid:clean":
+            ctx.schedule(ctx.now_ns + self.config.order_cleanup_interval * 1_000_000_000, key)
+            if self.phase == "running":
+                self._clean(ctx)
+
+    # -- the lattice -------------------------------------------------------------------------
+
+    def nearest(self, price: int) -> int:
+        """G = A + round_half_away((P - A) / I) * I (OpenSQT §1.2, on integer ticks)."""
+        a = self.anchor or 0
+        return a + round_half_away(price - a, self.interval) * self.interval
+
+    def _beyond(self, price: int, d: int) -> int:
+        """The first lattice price strictly above (d=+1) / below (d=-1) ``price``."""
+        a = self.anchor or 0
+        k = (price - a) // self.interval
+        if d > 0:
+            return a + (k + 1) * self.interval
+        return a + (k if (price - a) % self.interval else k - 1) * self.interval
+
+    def entry_qty(self, price: int) -> int:
+        """Lots for one level: amount / price on the step grid (half away from zero, as
+        OpenSQT), raised to the exchange's minimum quantity and notional."""
+        ins = self.ins
+        assert ins is not None
+        per_lot = price * ins.minor_per_ticklot
+        lots = max(round_half_away(self.amount, per_lot), ins.spec.min_qty, 1)
+        if lots * per_lot < ins.spec.min_notional:
+            lots = -(-ins.spec.min_notional // per_lot)
+        return lots
+
+    # -- AdjustOrders ------------------------------------------------------------------------
+
+    def _grid_orders(self, ctx: Context) -> list[Order]:
+        return [o for o in ctx.state.orders_for(self.inst) if o.tag.startswith("g:")]
+
+    def _adjust(self, ctx: Context) -> None:
+        cfg = self.config
+        price = self.last_price
+        now = ctx.now_ns
+        self.stats["adjusts"] += 1
+        interval = self.interval
+        active = sum(1 for o in self._grid_orders(ctx) if not o.cancel_pending)
+        remaining = max(0, cfg.order_cleanup_threshold - active)
+        entries_ok = self._entries_allowed(ctx, now)
+        grid_price = self.nearest(price)
+        new_entries = 0
+        if entries_ok:
+            for leg in self.legs:
+                allowed = min(cfg.buy_window_size, remaining)
+                placed = 0
+                for i in range(cfg.buy_window_size):
+                    if placed >= allowed:
+                        break
+                    s = grid_price - leg.d * i * interval
+                    if s <= 0:
+                        break  # no grid below zero (QuantMesh fixed negative prices)
+                    slot = leg.slots.get(s)
+                    if slot is not None and (slot.lock is not Lock.FREE or slot.holding):
+                        continue
+                    # the 0.1-interval buffer: an entry never sits at or through the market
+                    if leg.d > 0 and not 10 * s < 10 * price - interval:
+                        continue
+                    if leg.d < 0 and not 10 * s > 10 * price + interval:
+                        continue
+                    self._place_entry(ctx, leg, leg.slot(s))
+                    placed += 1
+                remaining -= placed
+                new_entries += placed
+        self.merge_dust(ctx)
+        self._place_exits(ctx, price, min(cfg.exit_window, max(0, remaining)))
+        self._prune()
+
+    def _entries_allowed(self, ctx: Context, now: int) -> bool:
+        held = self._monitor_holds(ctx, now)
+        return not held and not (self.margin_lock_until and now < self.margin_lock_until)
+
+    def _monitor_holds(self, ctx: Context, now: int) -> bool:
+        """Whether the risk monitor holds entries; on the edge into holding, entries are
+        cancelled (OpenSQT's CancelAllBuyOrders) and the decision journaled."""
+        if self.monitor is not None:
+            reason = "triggered" if self.monitor.triggered else self.monitor.blocked_reason(now)
+            if reason != self.monitor_blocked:
+                if reason and not self.monitor_blocked:
+                    self._cancel_entries(ctx, f"risk monitor: {reason}")
+                ctx.decide(
+                    "risk",
+                    "hold_entries" if reason else "resume_entries",
+                    "volume_monitor",
+                    reason or "risk monitor data fresh and normal",
+                    self.inst,
+                )
+                self.monitor_blocked = reason
+            return bool(reason)
+        return False
+
+    def _place_exits(self, ctx: Context, price: int, allowed: int) -> None:
+        if self.exits_held:
+            return
+        cfg = self.config
+        interval = self.interval
+        window = cfg.exit_window * interval
+        upstream = cfg.sell_window_rule == "upstream"
+        candidates: list[tuple[int, int, _Leg, Slot]] = []
+        for leg in self.legs:
+            d = leg.d
+            for s, slot in leg.slots.items():
+                if slot.lock is not Lock.FREE or not slot.holding:
+                    continue
+                edge = s + d * interval if upstream else s
+                if (d > 0 and edge > price + window) or (d < 0 and edge < price - window):
+                    continue
+                if self._notional_ok(leg, slot, price):
+                    candidates.append((abs(s - price), s, leg, slot))
+        candidates.sort(key=lambda c: (c[0], c[1], c[2].d))
+        for _, _, leg, slot in candidates[:allowed]:
+            self._place_exit(ctx, leg, slot, price)
+
+    def _exit_price(self, leg: _Leg, slot: Slot, price: int) -> int:
+        x = slot.price + leg.d * self.interval
+        if (leg.d > 0 and x < price) or (leg.d < 0 and x > price):
+            x = self._beyond(price, leg.d)  # never sell below / buy above the market
+        return x
+
+    def _notional_ok(self, leg: _Leg, slot: Slot, price: int) -> bool:
+        ins = self.ins
+        assert ins is not None
+        return ins.notional(self._exit_price(leg, slot, price), slot.qty) >= self.min_exit
+
+    def _tif(self, slot: Slot) -> TimeInForce:
+        cfg = self.config
+        if cfg.post_only and slot.post_only_fails < cfg.post_only_fail_limit:
+            return TimeInForce.GTX
+        return TimeInForce.GTC
+
+    def _place_entry(self, ctx: Context, leg: _Leg, slot: Slot) -> None:
+        qty = self.entry_qty(slot.price)
+        order = ctx.place(
+            self.inst,
+            leg.entry_side,
+            slot.price,
+            qty,
+            tif=self._tif(slot),
+            tag=f"g:{slot.price}:E:{leg.letter}",
+        )
+        slot.apply(T.PLACE_ENTRY, client_id=order.client_id)
+
+    def _place_exit(self, ctx: Context, leg: _Leg, slot: Slot, price: int) -> None:
+        order = ctx.place(
+            self.inst,
+            leg.exit_side,
+            self._exit_price(leg, slot, price),
+            slot.qty,
+            tif=self._tif(slot),
+            reduce_only=self.config.mode != "neutral",
+            tag=f"g:{slot.price}:X:{leg.letter}",
+        )
+        slot.apply(T.PLACE_EXIT, client_id=order.client_id)
+
+    def _prune(self) -> None:
+        for leg in self.legs:
+            idle = [
+                p
+                for p, s in leg.slots.items()
+                if s.lock is Lock.FREE and not s.holding and not s.qty and not s.post_only_fails
+            ]
+            for p in idle:
+                del leg.slots[p]
+
+    # -- dust (§7.5) -------------------------------------------------------------------------
+
+    def merge_dust(self, ctx: Context) -> None:
+        """A holding whose exit would be below the minimum order value moves into the nearest
+        idle filled slot further out (higher for long, lower for short): that slot exits the
+        combined quantity at its own price, which is beyond the dust's exit price, so the dust
+        is sold at a profit. With no such slot the dust stays, flagged by one alert, and is
+        merged as soon as a neighbour fills."""
+        price = self.last_price
+        for leg in self.legs:
+            dust = [
+                s
+                for s in sorted(leg.slots.values(), key=lambda s: s.price)
+                if s.lock is Lock.FREE and s.holding and not self._notional_ok(leg, s, price)
+            ]
+            for slot in dust:
+                target = self._merge_target(leg, slot)
+                if target is None:
+                    if not slot.dust_flagged:
+                        slot.dust_flagged = True
+                        ctx.alert(
+                            AlertLevel.WARNING,
+                            "grid_dust",
+                            f"slot {self._p(slot.price)} holds {self._q(slot.qty)}, too small "
+                            "to exit; it merges into the next filled slot further out",
+                        )
+                    continue
+                qty = slot.qty
+                slot.apply(T.DROP_HOLDING, delta=-qty)
+                target.apply(T.ADD_HOLDING, delta=qty)
+                self.stats["dust_merges"] += 1
+                ctx.decide(
+                    "grid",
+                    "merge_dust",
+                    "below_min_order_value",
+                    f"{self._q(qty)} from slot {self._p(slot.price)} into slot {self._p(target.price)}",
+                    self.inst,
+                )
+
+    def _merge_target(self, leg: _Leg, dust: Slot) -> Slot | None:
+        best: Slot | None = None
+        for s in leg.slots.values():
+            if s is dust or s.lock is not Lock.FREE or not s.holding:
+                continue
+            if (s.price - dust.price) * leg.d <= 0:
+                continue
+            if best is None or abs(s.price - dust.price) < abs(best.price - dust.price):
+                best = s
+        return best
+
+    # -- order events ------------------------------------------------------------------------
+
+    def _slot_of(self, order: Order) -> tuple[_Leg, Slot, bool] | None:
+        """(leg, slot, is_entry) when ``order`` is a grid order still owning its slot."""
+        tag = order.tag
+        if order.inst != self.inst or not tag.startswith("g:"):
+            return None
+        _, price_text, role, letter = tag.split(":")
+        leg = self.legs[0] if self.legs[0].letter == letter else self.legs[-1]
+        slot = leg.slots.get(int(price_text))
+        if slot is None or slot.client_id != order.client_id:
+            return None  # stale: the slot has moved on (OpenSQT's guard, but always on)
+        return leg, slot, role == "E"
+
+    def on_order(self, ctx: Context, order: Order) -> None:
+        ref = self._slot_of(order)
+        if ref is None:
+            return
+        leg, slot, is_entry = ref
+        status = order.status
+        if status is OrderStatus.NEW:
+            slot.apply(T.ACCEPTED)
+        elif status is OrderStatus.REJECTED:
+            slot.apply(T.REJECTED)
+            self._on_reject(ctx, leg, slot, order)
+        elif status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
+            self._ended(slot, is_entry)
+
+    def _ended(self, slot: Slot, is_entry: bool) -> None:
+        if not is_entry:
+            slot.apply(T.EXIT_ENDED)
+        elif slot.qty:
+            slot.apply(T.ENTRY_ENDED_PARTIAL)
+        else:
+            slot.apply(T.ENTRY_ENDED_EMPTY)
+
+    def _on_reject(self, ctx: Context, leg: _Leg, slot: Slot, order: Order) -> None:
+        code = order.reject_code
+        if code == -5022:  # post-only would have crossed: next try may fall back to GTC
+            slot.post_only_fails += 1
+            self.stats["post_only_refusals"] += 1
+        elif code == -2019:
+            self._margin_lock(ctx)
+        elif code == -4061:
+            self._halt(
+                ctx,
+                "hedge_mode",
+                "the account is in hedge mode (-4061); switch it to one-way mode. "
+                "This grid's orders were cancelled",
+            )
+        elif code == -2022:
+            # reduce-only refused: the exchange holds less than this slot thinks (ADL, a
+            # liquidation, a manual close). Hold exits and let reconciliation repair.
+            self.exits_held = True
+            ctx.decide(
+                "grid",
+                "hold_exits",
+                "reduce_only_rejected",
+                f"exit of slot {self._p(slot.price)} refused -2022; reconciling",
+                self.inst,
+            )
+            ctx.request_snapshot(SnapshotKind.ACCOUNT, self.inst, "reduce-only exit refused")
+        else:
+            slot.failures += 1
+            if slot.failures == MAX_SLOT_FAILURES:
+                ctx.alert(
+                    AlertLevel.WARNING,
+                    "grid_slot_failing",
+                    f"slot {self._p(slot.price)}: {MAX_SLOT_FAILURES} orders refused in a row (last {code})",
+                )
+
+    def _margin_lock(self, ctx: Context) -> None:
+        self.margin_strikes = min(self.margin_strikes + 1, MAX_MARGIN_BACKOFF.bit_length())
+        seconds = self.config.margin_lock_duration_seconds * (1 << (self.margin_strikes - 1))
+        self.margin_lock_until = ctx.now_ns + seconds * 1_000_000_000
+        self.stats["margin_locks"] += 1
+        ctx.decide(
+            "grid",
+            "margin_lock",
+            "-2019",
+            f"margin insufficient: no new entries for {seconds} s (exits continue)",
+            self.inst,
+        )
+
+    def on_fill(self, ctx: Context, order: Order | None, ev: OrderFilled) -> None:
+        if order is None or order.inst != self.inst or not order.tag.startswith("g:"):
+            return
+        ref = self._slot_of(order)
+        if ref is None:
+            self._unattributed_fill(ctx, order, ev)
+            return
+        leg, slot, is_entry = ref
+        done = order.status is OrderStatus.FILLED
+        if is_entry:
+            slot.apply(T.ENTRY_FILLED if done else T.ENTRY_PARTIAL, delta=ev.qty)
+            if done:
+                slot.post_only_fails = slot.failures = 0
+                slot.entries += 1
+                self.stats["entries"] += 1
+                self.margin_strikes = 0
+            return
+        gain = (ev.price - slot.price) * ev.qty * leg.d
+        slot.realized += gain
+        self.stats["realized_ticklots"] += gain
+        if not done:
+            slot.apply(T.EXIT_PARTIAL, delta=-ev.qty)
+            return
+        residual = slot.qty - ev.qty
+        slot.apply(T.EXIT_FILLED_RESIDUAL if residual else T.EXIT_FILLED, delta=-ev.qty)
+        slot.post_only_fails = slot.failures = 0
+        slot.exits += 1
+        self.stats["exits"] += 1
+        self.stats["round_trips"] += 1
+
+    def _unattributed_fill(self, ctx: Context, order: Order, ev: OrderFilled) -> None:
+        """A fill for a grid order that no longer owns its slot (told after the cancel, or
+        after reconciliation settled the order): the position moved, so the ledger follows,
+        as an adoption or a drop, journaled."""
+        signed = ev.qty if ev.side is Side.BUY else -ev.qty
+        self._repair_position(ctx, signed, ev.price, f"late fill of {order.client_id}")
+
+    # -- cleaner (§4.4) ----------------------------------------------------------------------
+
+    def _clean(self, ctx: Context) -> None:
+        cfg = self.config
+        resting = [
+            o
+            for o in self._grid_orders(ctx)
+            if o.status is OrderStatus.NEW and not o.cancel_pending
+        ]
+        if len(resting) < cfg.order_cleanup_threshold:
+            return
+        entries = [o for o in resting if o.tag.split(":")[2] == "E"]
+        exits = [o for o in resting if o.tag.split(":")[2] == "X"]
+        batch = cfg.cleanup_batch_size
+        if len(entries) > len(exits):
+            n_entries, n_exits = batch, 0
+        elif len(exits) > len(entries):
+            n_entries, n_exits = 0, batch
+        else:
+            n_entries, n_exits = batch // 2, batch - batch // 2
+
+        def distance(o: Order) -> int:
+            return abs(int(o.tag.split(":")[1]) - self.last_price)
+
+        # the farthest from the price first (OpenSQT: lowest buys, highest sells)
+        victims = sorted(entries, key=lambda o: (-distance(o), o.client_id))[:n_entries]
+        victims += sorted(exits, key=lambda o: (-distance(o), o.client_id))[:n_exits]
+        for o in victims:
+            ctx.cancel(o)
+        self.stats["cleaner_cancels"] += len(victims)
+        ctx.decide(
+            "grid",
+            "clean",
+            "order_cleanup_threshold",
+            f"{len(resting)} resting orders >= {cfg.order_cleanup_threshold}: cancelled {len(victims)} farthest",
+            self.inst,
+        )
+
+    def _cancel_entries(self, ctx: Context, reason: str) -> None:
+        n = 0
+        for o in self._grid_orders(ctx):
+            if o.tag.split(":")[2] == "E" and not o.cancel_pending:
+                ctx.cancel(o)
+                n += 1
+        if n:
+            ctx.decide(
+                "risk", "cancel_entries", "grid", f"{n} entries cancelled: {reason}", self.inst
+            )
+
+    def _halt(self, ctx: Context, code: str, message: str) -> None:
+        for o in self._grid_orders(ctx):
+            ctx.cancel(o)
+        self.phase = "halted"
+        self.halt_reason = message
+        ctx.alert(AlertLevel.CRITICAL, f"grid_{code}", message)
+        ctx.decide("grid", "halt", code, message, self.inst)
+
+    def on_operator(self, ctx: Context, ev: OperatorCommanded) -> None:
+        if ev.command in ("stop", "shutdown") and self.phase != "halted":
+            if self.config.cancel_on_exit:
+                for o in self._grid_orders(ctx):
+                    ctx.cancel(o)
+            self.phase = "halted"
+            self.halt_reason = f"operator {ev.command}"
+            ctx.decide(
+                "operator",
+                "stop",
+                ev.command,
+                "grid stopped; own orders cancelled"
+                if self.config.cancel_on_exit
+                else "grid stopped; orders left live (cancel_on_exit: false)",
+                self.inst,
+            )
+
+    def _on_monitor_change(self, ctx: Context, change: str, symbol: str) -> None:
+        if change == "trip":
+            self.stats["risk_trips"] += 1
+        ctx.decide(
+            "risk",
+            change,
+            "volume_spike",
+            f"every monitored symbol closed below its average on {self.config.risk_control.volume_multiplier}x volume (last: {symbol})"
+            if change == "trip"
+            else f"{self.monitor.recovery_needed if self.monitor else 0} symbols back to normal",
+            self.inst,
+        )
+        if change == "trip" and self.phase == "running":
+            self._monitor_holds(ctx, ctx.now_ns)
+
+    # -- reconciliation (§4.3, fixed) and startup --------------------------------------------
+
+    def on_account(self, ctx: Context, ev: AccountSnapshotReceived) -> None:
+        if self.phase in ("halted", "wait_instrument", "wait_price"):
+            return
+        startup = self.session != ctx.state.session
+        if startup:
+            self.session = ctx.state.session
+            if not self._safety_check(ctx, ev):
+                return
+            self.phase = "running"
+            if not self.timers_started:
+                self.timers_started = True
+                ctx.schedule(
+                    ctx.now_ns + self.config.reconcile_interval * 1_000_000_000, "grid:reconcile"
+                )
+                ctx.schedule(
+                    ctx.now_ns + self.config.order_cleanup_interval * 1_000_000_000, "grid:clean"
+                )
+        self._reconcile(ctx, ev, immediate=startup)
+
+    def _safety_check(self, ctx: Context, ev: AccountSnapshotReceived) -> bool:
+        """OpenSQT's CheckAccountSafety (§4.1), skipped when a position exists (as there)."""
+        cfg = self.config
+        ins = self.ins
+        assert ins is not None
+        if any(p.inst == self.inst and p.qty for p in ev.positions):
+            ctx.decide(
+                "grid", "safety_check", "skipped", "a position exists (as OpenSQT)", self.inst
+            )
+            return True
+        asset = ins.spec.margin_asset
+        available = sum(b.available for b in ev.balances if b.asset == asset)
+        problem = ""
+        if cfg.leverage > cfg.max_leverage:
+            problem = f"leverage {cfg.leverage} > max_leverage {cfg.max_leverage}"
+        elif available <= 0:
+            problem = f"no available {asset} balance"
+        else:
+            levels = available * cfg.leverage // self.amount
+            if levels < cfg.position_safety_check:
+                problem = (
+                    f"available {Decimal(available) / QUOTE_SCALE} {asset} x leverage "
+                    f"{cfg.leverage} / order_quantity {cfg.order_quantity} = {levels} levels, "
+                    f"below position_safety_check {cfg.position_safety_check}: add margin, raise "
+                    "leverage or lower order_quantity"
+                )
+            else:
+                # net per round trip = I*Q/P - f*Q - f*(P+I)*Q/P > 0  <=>  I*(1-f) > 2*f*P
+                f = cfg.fee_rate
+                if Decimal(self.interval) * (1 - f) <= 2 * f * Decimal(self.last_price):
+                    problem = (
+                        f"price_interval {cfg.price_interval} does not cover fees of "
+                        f"{f} per side at price {ins.price_text(self.last_price)}: widen the interval"
+                    )
+        if problem:
+            self._refuse(ctx, "safety_check", f"startup safety check failed: {problem}")
+            return False
+        ctx.decide(
+            "grid",
+            "safety_check",
+            "passed",
+            f"available {Decimal(available) / QUOTE_SCALE} {asset}",
+            self.inst,
+        )
+        return True
+
+    def _reconcile(self, ctx: Context, ev: AccountSnapshotReceived, *, immediate: bool) -> None:
+        """Compare with the exchange and repair. A disagreement is acted on when it shows in
+        two snapshots in a row (events in flight explain a single one), or at once in the first
+        snapshot of a session (nothing of ours is in flight then)."""
+        st = ctx.state
+        inst = self.inst
+        remote = {r.client_id: r for r in ev.open_orders if r.inst == inst}
+        prefix = st.client_id_prefix
+        missing: set[str] = set()
+        vanished_exits: list[Slot] = []
+        for order in self._grid_orders(ctx):
+            if order.client_id in remote:
+                continue
+            confirmed = immediate or (
+                order.client_id in self.prev_missing and order.created_seq < self.prev_snapshot_seq
+            )
+            if not confirmed:
+                missing.add(order.client_id)
+                continue
+            ref = self._slot_of(order)
+            ctx.settle_missing(order, "not among the exchange's open orders")
+            self.stats["repairs"] += 1
+            if ref is not None:
+                _, slot, is_entry = ref
+                self._ended(slot, is_entry)
+                if not is_entry:
+                    vanished_exits.append(slot)
+        unknown: set[str] = set()
+        for cid, row in remote.items():
+            local = st.open_orders.get(cid)
+            if local is not None:
+                continue
+            if not cid.startswith(prefix):
+                if cid not in self.foreign_seen:
+                    self.foreign_seen.add(cid)
+                    ctx.decide(
+                        "reconcile",
+                        "leave_foreign",
+                        "not_ours",
+                        f"open order {cid} is not this engine's (manual?): left alone",
+                        inst,
+                    )
+                continue
+            if not (immediate or cid in self.prev_unknown):
+                unknown.add(cid)
+                continue
+            self.stats["repairs"] += 1
+            if not self._adopt_order(ctx, row):
+                ctx.cancel(ctx.adopt(row, "", "to cancel: no slot can own it"))
+        self.prev_missing, self.prev_unknown = missing, unknown
+        self.prev_snapshot_seq = st.seq
+        # position: the ledger must hold what the exchange holds
+        remote_qty = sum(p.qty for p in ev.positions if p.inst == inst)
+        entry_e8 = next((p.entry_e8 for p in ev.positions if p.inst == inst and p.qty), 0)
+        diff = remote_qty - self.ledger_position()
+        if diff and (immediate or diff == self.prev_diff):
+            self.prev_diff = 0
+            entry = self._ticks_from_e8(entry_e8) if entry_e8 else self.last_price
+            self._repair_position(ctx, diff, entry, "exchange position differs", vanished_exits)
+        else:
+            self.prev_diff = diff
+        if self.exits_held:
+            self.exits_held = False
+            ctx.decide(
+                "grid", "resume_exits", "reconciled", "exits resume after reconciliation", inst
+            )
+        self.merge_dust(ctx)
+
+    def ledger_position(self) -> int:
+        return sum(leg.d * leg.holding() for leg in self.legs)
+
+    def _adopt_order(self, ctx: Context, row: Any) -> bool:
+        """An order of ours the engine does not know (its journal ended before the answer):
+        it takes the slot it fits, if that slot is free for it."""
+        interval = self.interval
+        a = self.anchor or 0
+        for leg in self.legs:
+            if row.side is leg.entry_side and (row.price - a) % interval == 0:
+                slot = leg.slots.get(row.price)
+                if slot is None or (slot.lock is Lock.FREE and not slot.holding and not slot.qty):
+                    slot = leg.slot(row.price)
+                    order = ctx.adopt(row, f"g:{slot.price}:E:{leg.letter}", "as an entry")
+                    slot.apply(T.ADOPT_ENTRY, client_id=order.client_id)
+                    return True
+            if row.side is leg.exit_side:
+                slot = leg.slots.get(row.price - leg.d * interval)
+                if (
+                    slot is not None
+                    and slot.lock is Lock.FREE
+                    and slot.holding
+                    and slot.qty == row.qty - row.filled
+                ):
+                    order = ctx.adopt(row, f"g:{slot.price}:X:{leg.letter}", "as an exit")
+                    slot.apply(T.ADOPT_EXIT, client_id=order.client_id)
+                    return True
+        return False
+
+    def _repair_position(
+        self,
+        ctx: Context,
+        diff: int,
+        entry: int,
+        reason: str,
+        first: list[Slot] | None = None,
+    ) -> None:
+        """Move the ledger by ``diff`` lots (signed): shrink the leg that holds the opposite
+        side first, then grow the leg of the diff's side, adopting at the real entry price."""
+        self.stats["repairs"] += 1
+        for leg in self.legs:
+            if diff * leg.d < 0:
+                diff += leg.d * self._drop(ctx, leg, abs(diff), first or [], reason)
+        for leg in self.legs:
+            if diff * leg.d > 0:
+                diff -= leg.d * self._adopt_holding(ctx, leg, abs(diff), entry, reason)
+        if diff:
+            ctx.alert(
+                AlertLevel.CRITICAL,
+                "grid_unreconciled",
+                f"{self._q(abs(diff))} of position could not be placed in the ledger ({reason}); check the account",
+            )
+
+    def _drop(self, ctx: Context, leg: _Leg, qty: int, first: list[Slot], reason: str) -> int:
+        price = self.last_price
+        order = [s for s in first if s.price in leg.slots] + sorted(
+            (s for s in leg.slots.values() if s not in first),
+            key=lambda s: (abs(s.price + leg.d * self.interval - price), s.price),
+        )
+        dropped = 0
+        for slot in order:
+            if dropped == qty:
+                break
+            if slot.lock is not Lock.FREE or not slot.holding:
+                continue
+            take = min(slot.qty, qty - dropped)
+            slot.apply(T.DROP_HOLDING if take == slot.qty else T.REDUCE_HOLDING, delta=-take)
+            dropped += take
+            ctx.decide(
+                "reconcile",
+                "drop_holding",
+                "position_smaller",
+                f"slot {self._p(slot.price)} -{self._q(take)}: {reason}",
+                self.inst,
+            )
+        return dropped
+
+    def _adopt_holding(self, ctx: Context, leg: _Leg, qty: int, entry: int, reason: str) -> int:
+        """Slice ``qty`` into one level's worth per slot, from the lattice price at or beyond
+        the real entry (so every exit is at least one interval better than the entry) outward.
+        OpenSQT re-slices from the anchor and ignores the entry (§1.8, §7.8)."""
+        s = (
+            entry
+            if (entry - (self.anchor or 0)) % self.interval == 0
+            else self._beyond(entry, leg.d)
+        )
+        adopted = 0
+        for _ in range(SEARCH_LEVELS):
+            if adopted == qty or s <= 0:
+                break
+            slot = leg.slot(s)
+            if slot.lock is Lock.FREE:
+                take = min(self.entry_qty(s), qty - adopted)
+                if qty - adopted - take and self.ins is not None:
+                    # never leave a tail too small to exit on its own
+                    rest = qty - adopted - take
+                    if self.ins.notional(s, rest) < self.min_exit:
+                        take += rest
+                slot.apply(T.ADOPT_HOLDING, delta=take)
+                adopted += take
+                ctx.decide(
+                    "reconcile",
+                    "adopt_holding",
+                    "position_larger",
+                    f"slot {self._p(s)} +{self._q(take)} (entry {self._p(entry)}): {reason}",
+                    self.inst,
+                )
+            s += leg.d * self.interval
+        return adopted
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _ticks_from_e8(self, e8: int) -> int:
+        ins = self.ins
+        assert ins is not None
+        scale = ins.price_scale
+        return round_half_away(e8, scale.unit * 10 ** (8 - scale.decimals))
+
+    def _p(self, ticks: int) -> str:
+        return self.ins.price_text(ticks) if self.ins else str(ticks)
+
+    def _q(self, lots: int) -> str:
+        return self.ins.qty_text(lots) if self.ins else str(lots)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "halt_reason": self.halt_reason,
+            "anchor": self.anchor,
+            "interval_ticks": self.interval,
+            "last_price": self.last_price,
+            "ledger_position": self.ledger_position(),
+            "margin_lock_until_ns": self.margin_lock_until,
+            "exits_held": self.exits_held,
+            "monitor": self.monitor.describe() if self.monitor else None,
+            "stats": dict(self.stats),
+            "slots": {
+                leg.letter: [leg.slots[p].describe() for p in sorted(leg.slots)]
+                for leg in self.legs
+            },
+        }
+
+
+def _minor(amount: Decimal) -> int:
+    """Quote amount -> minor units (1e-8), exactly."""
+    return int((Decimal(amount) * QUOTE_SCALE).to_integral_value())
