@@ -43,13 +43,10 @@ from .import_ws import import_binance_ws
 
 __all__ = ["run_bench"]
 
-DEFAULT_DATA = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "binance-usdm-ws-hftbacktest"
-    / "btcusdt_20240808.gz"
+DATA_ROOT = Path(
+    os.environ.get("REPLAYMM_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
+DEFAULT_DATA = DATA_ROOT / "binance-usdm-ws-hftbacktest" / "btcusdt_20240808.gz"
 
 BENCH_CONFIG: dict[str, Any] = {
     "strategy": {
@@ -363,6 +360,14 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
             "(targets: p99 <= 15 us, max <= 1 ms)"
         )
 
+    # -- analytics -----------------------------------------------------------------------
+    if want("analytics"):
+        figures.update(_analytics(bt, tmp, runs))
+
+    # -- grid ----------------------------------------------------------------------------
+    if want("grid"):
+        figures.update(_grid(big, tmp, runs))
+
     # -- memory --------------------------------------------------------------------------
     if want("memory"):
         small = tmp / "small-bt"
@@ -385,6 +390,75 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
             )
     _cleanup(tmp)
     return figures
+
+
+def _grid(market: Path, tmp: Path, runs: int) -> dict[str, float]:
+    """The grid over the same L2 market as the simple quoter (a same-run baseline), and over
+    38 days of real 5m candles (the breaker, timers and reconciliation included)."""
+    from tools._config import load_config, set_config_value
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "configs" / "grid-btcusdt.yaml")
+    l2 = set_config_value(cfg, "strategy.risk_control.enabled", "false")
+    l2 = set_config_value(l2, "strategy.price_interval", "30")
+    times, res = _timed(lambda: run_backtest(l2, market, None), runs)
+    base, _ = _timed(lambda: run_backtest(BENCH_CONFIG, market, None), runs)
+    rate = res.events_in / _median(times)
+    console.print(f"\n[bold]grid[/] ({res.events_in:,} L2 market events, no journal)")
+    console.print(
+        f"  grid backtest: {fmt_rate(rate)} events/s; simple quoter on the same data "
+        f"{fmt_rate(res.events_in / _median(base))} events/s "
+        f"-> grid costs {_median(times) / _median(base):.2f}x"
+    )
+    out: dict[str, float] = {"grid_l2_events_per_s": rate}
+    klines = (
+        DATA_ROOT / "binance-usdm-klines-freqtrade" / "BTCUSDT_perp_5m_2023-01-02_to_2023-02-09.csv"
+    )
+    if klines.exists():
+        from .import_csv import import_klines
+
+        candles = tmp / "candles"
+        import_klines([klines], candles, symbol="BTCUSDT", interval="5m", overwrite=True)
+        ktimes, kres = _timed(lambda: run_backtest(cfg, candles, None), runs)
+        s = kres.summary
+        console.print(
+            f"  38 days of 5m candles: {kres.events_in:,} candles -> {kres.events_out:,} events "
+            f"in {_median(ktimes):.2f} s ({fmt_rate(kres.events_out / _median(ktimes))} events/s "
+            f"incl. timers and snapshots); {s.fills:,} fills, net {s.net_pnl:.2f}"
+        )
+        out["grid_candles_s"] = _median(ktimes)
+    return out
+
+
+def _analytics(bt: Path, tmp: Path, runs: int) -> dict[str, float]:
+    """Export of the backtest journal to DuckDB vs a plain read of it; the markout view."""
+    import duckdb
+
+    from replay.analytics import export_duckdb
+
+    out = tmp / "bt.duckdb"
+    times, r = _timed(lambda: export_duckdb(bt, out), runs)
+    base, _ = _timed(lambda: sum(1 for _ in JournalReader(bt).events()), runs)
+    con = duckdb.connect(str(out), read_only=True)
+    rows = con.sql("SELECT count(*) FROM book_top").fetchall()[0][0]
+    q, _ = _timed(lambda: con.sql("SELECT * FROM fill_markouts").fetchall(), runs)
+    con.close()
+    rate = r.events / _median(times)
+    console.print(
+        f"\n[bold]analytics[/] export of the backtest journal ({r.events:,} events, {r.rows['fills']:,} fills)"
+    )
+    console.print(
+        f"  export to DuckDB: {fmt_rate(rate)} events/s (median {_median(times):.2f} s; target >= 1 M)"
+    )
+    console.print(
+        f"  baseline, plain JournalReader.events(): {fmt_rate(r.events / _median(base))} events/s "
+        f"-> export costs {_median(times) / _median(base):.2f}x a plain read"
+    )
+    console.print(
+        f"  fill_markouts view over {rows:,} book_top rows: {_median(q) * 1e3:.0f} ms "
+        "(target <= 0.5 s over 10 M rows)"
+    )
+    return {"export_events_per_s": rate, "markout_query_s": _median(q)}
 
 
 def _plain_replay(path: Path) -> int:

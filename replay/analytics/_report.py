@@ -89,7 +89,7 @@ def _figures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, Any]]:
                 y=_col(rows, "price"),
                 name=label,
                 mode="markers",
-                marker={"size": 3, "color": color, "opacity": 0.5},
+                marker={"size": 4, "color": color, "opacity": 0.7},
             )
         )
     fills = _rows(con, f"SELECT time, price, side FROM fills ORDER BY seq LIMIT {_MAX_POINTS}")
@@ -139,7 +139,7 @@ def _figures(con: duckdb.DuckDBPyConnection) -> list[tuple[str, Any]]:
         xs = [v for v in _col(lat, name) if v is not None]
         fig.add_trace(go.Histogram(x=xs, name=label, opacity=0.6, nbinsx=60))
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(title="ms", type="log")
+    fig.update_xaxes(title="ms")
     figs.append(("Order latency", fig))
     return figs
 
