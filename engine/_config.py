@@ -16,14 +16,27 @@ from ._errors import ConfigError
 from ._state import EngineState
 from .strategies import SimpleQuoter, SimpleQuoterConfig, Strategy
 from .strategies.grid import Grid, GridConfig
+from .strategies.quoting import (
+    PassiveQuoter,
+    PassiveQuoterConfig,
+    Phase1Quoter,
+    Phase1QuoterConfig,
+    Phase2Quoter,
+    Phase2QuoterConfig,
+)
 
 __all__ = ["EngineConfig", "EngineSection", "StrategyConfig", "build_state", "load_engine_config"]
 
-StrategyConfig = SimpleQuoterConfig | GridConfig
+StrategyConfig = (
+    SimpleQuoterConfig | GridConfig | PassiveQuoterConfig | Phase1QuoterConfig | Phase2QuoterConfig
+)
 
 _STRATEGIES: dict[type[msgspec.Struct], type[Strategy]] = {
     SimpleQuoterConfig: SimpleQuoter,
     GridConfig: Grid,
+    PassiveQuoterConfig: PassiveQuoter,
+    Phase1QuoterConfig: Phase1Quoter,
+    Phase2QuoterConfig: Phase2Quoter,
 }
 
 _PREFIX_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,7}$")

@@ -2,5 +2,23 @@
 
 from ._base import Strategy
 from ._simple import SimpleQuoter, SimpleQuoterConfig
+from .quoting import (
+    PassiveQuoter,
+    PassiveQuoterConfig,
+    Phase1Quoter,
+    Phase1QuoterConfig,
+    Phase2Quoter,
+    Phase2QuoterConfig,
+)
 
-__all__ = ["SimpleQuoter", "SimpleQuoterConfig", "Strategy"]
+__all__ = [
+    "PassiveQuoter",
+    "PassiveQuoterConfig",
+    "Phase1Quoter",
+    "Phase1QuoterConfig",
+    "Phase2Quoter",
+    "Phase2QuoterConfig",
+    "SimpleQuoter",
+    "SimpleQuoterConfig",
+    "Strategy",
+]
