@@ -681,3 +681,44 @@ def test_trades_on_the_stream_are_the_models_trades():
                 assert isinstance(ev, TradePrinted) and ev.qty > 0
 
     run(main)
+
+
+@pytest.mark.realdata
+def test_a_shipped_recording_drives_the_streams_and_the_depth_snapshot():
+    from .conftest import data_file
+
+    rec = data_file("binance-usdm-ws-hftbacktest", "btcusdt_20240808.gz")
+
+    async def main():
+        async with exchange(market=str(rec)) as c:
+            parser = MarketParser(list(c.ex.source.instruments))
+            assert c.ex.pump(3000) == 3000
+            async with trio_websocket.open_websocket_url(
+                f"{c.ws_base}/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker"
+            ) as ws:
+                c.ex.pump(2000)
+                kinds = set()
+                while len(kinds) < 2:
+                    ev = parser.parse_combined((await ws.get_message()).encode())
+                    kinds.add(type(ev))
+                assert kinds == {BookDeltaReceived, TopOfBookUpdated}
+            snap = await c.ok(
+                "GET", "/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": 1000}, signed=False
+            )
+            assert len(snap["bids"]) > 100 and snap["lastUpdateId"] > 5_123_000_000_000
+            assert float(snap["bids"][0][0]) < float(snap["asks"][0][0])
+            # a marketable order fills against the recorded book
+            o = await c.ok(
+                "POST",
+                "/fapi/v1/order",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "SELL",
+                    "type": "MARKET",
+                    "quantity": "0.010",
+                    "newOrderRespType": "RESULT",
+                },
+            )
+            assert o["status"] == "FILLED"
+
+    run(main)
