@@ -157,8 +157,8 @@ async def run_market_stream(
                             continue
                         if ev is not None:
                             await emit(ev, t0)
-        except (*_RECONNECT_ERRORS, trio.TooSlowError) as e:
-            reason = f"{type(e).__name__}: {_short(e)}"
+        except* (*_RECONNECT_ERRORS, trio.TooSlowError) as group:
+            reason = _reason(group)
         await on_state(name, False, reason)
         if reason != "rotation":
             await backoff.wait()
@@ -211,8 +211,8 @@ async def run_user_stream(
                 if renew.cancelled_caught:
                     reason = "listen key gone (-1125)"
                 nursery.cancel_scope.cancel()
-        except (*_RECONNECT_ERRORS, trio.TooSlowError, RestError) as e:
-            reason = f"{type(e).__name__}: {_short(e)}"
+        except* (*_RECONNECT_ERRORS, trio.TooSlowError, RestError) as group:
+            reason = _reason(group)
         await on_state("user", False, reason)
         if reason not in ("rotation", "listenKeyExpired", "listen key gone (-1125)"):
             await backoff.wait()
@@ -227,6 +227,13 @@ async def _keepalive(rest: RestClient, every_s: float, renew: trio.CancelScope) 
             if e.code == -1125:
                 renew.cancel()
                 return
+
+
+def _reason(group: BaseExceptionGroup[BaseException]) -> str:
+    e = group.exceptions[0]
+    while isinstance(e, BaseExceptionGroup):
+        e = e.exceptions[0]
+    return f"{type(e).__name__}: {_short(e)}"
 
 
 def _short(e: BaseException) -> str:

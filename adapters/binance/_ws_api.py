@@ -35,7 +35,7 @@ class _Error(msgspec.Struct):
 class _Answer(msgspec.Struct):
     id: int | str | None = None
     status: int = 0
-    result: msgspec.Raw | None = None
+    result: msgspec.Raw = msgspec.Raw(b"")
     error: _Error | None = None
 
 
@@ -144,7 +144,7 @@ class WsApiClient:
             if ans.status >= 500 and mutating:
                 raise OutcomeUnknown(method, f"status {ans.status} {ans.error.code}")
             raise RestError(ans.status, ans.error.code, ans.error.msg, method)
-        return bytes(ans.result) if ans.result is not None else b"{}"
+        return bytes(ans.result) if ans.result else b"{}"
 
     async def place(self, params: list[tuple[str, object]], t0_ns: int = 0) -> OrderInfo:
         body = await self.call("order.place", dict(params), mutating=True, t0_ns=t0_ns)

@@ -26,7 +26,7 @@ import trio
 
 from adapters.binance import MarketParser, instrument_from_symbol_info
 from adapters.binance._orders import amend_params, place_params
-from adapters.binance._rest import OutcomeUnknown, RestClient, RestError
+from adapters.binance._rest import OutcomeUnknown, RestClient, RestError, Throttled
 from adapters.binance._sign import Credentials
 from adapters.binance._streams import (
     StreamConfig,
@@ -86,7 +86,7 @@ class _MarketSide:
         self.rt: Runtime | None = None
 
     async def instruments(self, symbols: list[str]) -> list[InstrumentLoaded]:
-        info = msgspec.json.decode(await self.rest.exchange_info())
+        info = msgspec.json.decode(await _patiently(self.rest.exchange_info))
         by_symbol = {s["symbol"]: s for s in info.get("symbols", [])}
         out = []
         for i, sym in enumerate(symbols):
@@ -148,6 +148,22 @@ class _MarketSide:
             self._snapshot_busy[r.inst] = False
 
 
+async def _patiently(fn: Any, *args: Any, attempts: int = 8) -> Any:
+    """A start-up request: wait out rate limits and transient failures (bounded)."""
+    for attempt in range(attempts):
+        try:
+            return await fn(*args)
+        except Throttled as e:
+            if attempt == attempts - 1:
+                raise
+            await trio.sleep(min(60.0, max(0.5, e.until - time.monotonic())))
+        except RestError as e:
+            if attempt == attempts - 1 or e.status not in (0, 500, 502, 503, 504):
+                raise
+            await trio.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class ExchangeVenue(_MarketSide):
     """Binance's API (or the local exchange): REST/WS-API orders, market and user streams."""
 
@@ -186,7 +202,7 @@ class ExchangeVenue(_MarketSide):
     async def start(self, nursery: trio.Nursery, rt: Runtime) -> None:
         self._learn(rt)
         self.rest.latency_sink = rt.latencies
-        await self.rest.sync_time()
+        await _patiently(self.rest.sync_time)
         if self.live.order_entry == "ws_api":
             from adapters.binance._ws_api import WsApiClient
 
@@ -244,6 +260,12 @@ class ExchangeVenue(_MarketSide):
     async def execute(self, intent: Intent, t0_ns: int) -> None:
         rt = self.rt
         assert rt is not None
+        try:
+            await self._execute(rt, intent, t0_ns)
+        except RestError as e:  # a read or cancel-all that failed: logged, the engine retries
+            rt.log(f"{type(intent).__name__} failed: {e}")
+
+    async def _execute(self, rt: Runtime, intent: Intent, t0_ns: int) -> None:
         kind = type(intent)
         if kind is PlaceOrder:
             async with self._lock(intent.client_id):
@@ -402,7 +424,9 @@ class ExchangeVenue(_MarketSide):
             and order.filled
             < (self.market_parser.instrument(info.symbol).qty_scale.to_units(info.executedQty))
         ):
-            trades = self.user_parser.trades(await self.rest.user_trades(info.symbol, info.orderId))
+            trades = self.user_parser.trades(
+                await _patiently(self.rest.user_trades, info.symbol, info.orderId)
+            )
             fills = list(self.user_parser.fills_from_trades(info, trades, set(order.trade_ids)))
             self.stats["catchup_fills"] += len(fills)
         if order is not None and not order.is_open:
