@@ -515,3 +515,30 @@ def test_risk_monitor_fails_closed_when_candles_stop() -> None:
     h.feeder.t += 3 * 60 * 10**9
     out = h.trade("3003.50")
     assert places(out) == [] and "stale" in decisions(out, "hold_entries")[0].message
+
+
+def test_the_shared_risk_service_guards_grid_orders() -> None:
+    """Issue 5's risk service sits in front of every grid order: the worst-case position cap
+    stops entries (each denial journaled), exits that reduce the position still pass, and a
+    fill of a non-grid order (a risk flatten, a manual close) moves the ledger with it."""
+    h = GridHarness(risk={"max_position": "0.020"})
+    out = h.trade("3000.50")
+    assert len(places(out)) == 2
+    denials = [d for d in decisions(out) if d.category == "risk" and d.action == "deny"]
+    assert denials and "max_position" in denials[0].code
+    h.ack_all(out)
+    h.fill(h.find(Side.BUY, "3000.00"))
+    h.fill(h.find(Side.BUY, "2998.00"))
+    out = h.trade("2999.00")
+    assert [s[0] for s in summary(out)] == [SELL, SELL]
+    assert h.grid.ledger_position() == 20
+    # a flatten by the risk service is not a grid order; the ledger follows the position
+    from engine._events import OrderFilled
+
+    fill = OrderFilled(0, "x", 9, 99, Side.SELL, px("2999"), 10, 10, 10, 0, "USDT", False, 0)
+    out = list(h.feed(fill))
+    # both holdings have live exits: the nearest is cancelled, the drop lands when it ends
+    (cancel,) = cancels(out)
+    assert decisions(out, "cancel_exit")
+    h.cancel_event(h.state.order(cancel.client_id))
+    assert h.grid.ledger_position() == h.state.position(0).qty == 10

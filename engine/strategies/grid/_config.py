@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from engine.risk import RiskConfig
+
 __all__ = ["INTERVAL_NS", "GridConfig", "RiskControlConfig"]
 
 #: Binance kline intervals in nanoseconds (the monitor's staleness clock)
@@ -120,6 +122,9 @@ class GridConfig(
     #: on a stop command: cancel this grid's own orders (never the user's manual orders)
     cancel_on_exit: bool = True
     risk_control: RiskControlConfig = msgspec.field(default_factory=RiskControlConfig)
+    #: the shared risk limits every strategy has (engine/risk): order and position caps,
+    #: rate budgets, daily loss, drawdown, price-change and stale-data trips
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
 
     def __post_init__(self) -> None:
         if self.price_interval <= 0:

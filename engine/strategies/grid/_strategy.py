@@ -30,7 +30,9 @@ from typing import Any
 from engine._context import Context
 from engine._events import (
     AccountSnapshotReceived,
+    ConnectionChanged,
     KlineUpdated,
+    MarkPriceUpdated,
     OperatorCommanded,
     OrderFilled,
     Side,
@@ -42,10 +44,11 @@ from engine._intents import AlertLevel, SnapshotKind
 from engine._order_state import OrderStatus
 from engine._state import Order
 from engine._units import QUOTE_SCALE, round_half_away
+from engine.risk import RiskService
 from engine.strategies._base import Strategy
 
 from ._config import GridConfig
-from ._ledger import Lock, Slot, SlotTrigger
+from ._ledger import Lock, OrderRole, Slot, SlotTrigger
 from ._monitor import VolumeMonitor
 
 __all__ = ["Grid"]
@@ -107,7 +110,12 @@ class Grid(Strategy):
         self.margin_lock_until = 0
         self.margin_strikes = 0
         self.exits_held = False  # after -2022, until the next reconciliation
+        self.unplaced = 0  # signed lots a repair could not place in the ledger yet
+        self.unplaced_alerted = False
         self.monitor = VolumeMonitor(config.risk_control) if config.risk_control.enabled else None
+        #: the shared risk service: every grid order goes through its can_place; its trips
+        #: (loss, drawdown, price change, stale data, disconnection) hold entries
+        self.risk = RiskService(config.risk, timer_key="grid:risk")
         self.monitor_blocked = ""  # the reason entries are held by the monitor, "" if not
         # reconciliation memory: what the previous snapshot disagreed about
         self.prev_missing: set[str] = set()
@@ -134,6 +142,7 @@ class Grid(Strategy):
     def on_instrument(self, ctx: Context, instrument: Instrument) -> None:
         if instrument.symbol != self.config.symbol or self.phase != "wait_instrument":
             return
+        self.risk.on_instrument(ctx, instrument)
         cfg = self.config
         try:
             self.interval = instrument.price_scale.to_units(str(cfg.price_interval))
@@ -174,8 +183,21 @@ class Grid(Strategy):
 
     # -- prices ------------------------------------------------------------------------------
 
+    def on_top(self, ctx: Context, inst: int) -> None:
+        self.risk.on_market(ctx, inst)
+
+    def on_book(self, ctx: Context, inst: int) -> None:
+        self.risk.on_market(ctx, inst)
+
+    def on_mark(self, ctx: Context, ev: MarkPriceUpdated) -> None:
+        self.risk.on_mark(ctx, ev)
+
+    def on_connection(self, ctx: Context, ev: ConnectionChanged) -> None:
+        self.risk.on_connection(ctx, ev)
+
     def on_trade(self, ctx: Context, ev: TradePrinted) -> None:
         if ev.inst == self.inst:
+            self.risk.on_market(ctx, ev.inst)
             self._on_price(ctx, ev.price)
 
     def on_kline(self, ctx: Context, ev: KlineUpdated) -> None:
@@ -188,6 +210,7 @@ class Grid(Strategy):
         # candle-only data: the close is the price (OpenSQT reads aggTrade; recorded candles
         # have no trades)
         if ev.inst == self.inst and ev.closed:
+            self.risk.on_market(ctx, ev.inst)
             self._on_price(ctx, ev.close)
 
     def _on_price(self, ctx: Context, price: int) -> None:
@@ -213,6 +236,8 @@ class Grid(Strategy):
             self.adjust_timer = ctx.schedule(at, "grid:adjust")
 
     def on_timer(self, ctx: Context, key: str) -> None:
+        if self.risk.on_timer(ctx, key):
+            return
         if key == "grid:adjust":
             self.adjust_timer = None
             if self.phase == "running":
@@ -262,6 +287,7 @@ class Grid(Strategy):
         price = self.last_price
         now = ctx.now_ns
         self.stats["adjusts"] += 1
+        self._retry_unplaced(ctx)
         interval = self.interval
         active = sum(1 for o in self._grid_orders(ctx) if not o.cancel_pending)
         remaining = max(0, cfg.order_cleanup_threshold - active)
@@ -296,6 +322,8 @@ class Grid(Strategy):
 
     def _entries_allowed(self, ctx: Context, now: int) -> bool:
         held = self._monitor_holds(ctx, now)
+        if self.risk.should_panic_stop(ctx):
+            return False  # a risk trip: only orders that reduce the position
         return not held and not (self.margin_lock_until and now < self.margin_lock_until)
 
     def _monitor_holds(self, ctx: Context, now: int) -> bool:
@@ -358,7 +386,8 @@ class Grid(Strategy):
 
     def _place_entry(self, ctx: Context, leg: _Leg, slot: Slot) -> None:
         qty = self.entry_qty(slot.price)
-        order = ctx.place(
+        order = self.risk.place(
+            ctx,
             self.inst,
             leg.entry_side,
             slot.price,
@@ -366,10 +395,12 @@ class Grid(Strategy):
             tif=self._tif(slot),
             tag=f"g:{slot.price}:E:{leg.letter}",
         )
-        slot.apply(T.PLACE_ENTRY, client_id=order.client_id)
+        if order is not None:  # None: the risk service denied it (journaled)
+            slot.apply(T.PLACE_ENTRY, client_id=order.client_id)
 
     def _place_exit(self, ctx: Context, leg: _Leg, slot: Slot, price: int) -> None:
-        order = ctx.place(
+        order = self.risk.place(
+            ctx,
             self.inst,
             leg.exit_side,
             self._exit_price(leg, slot, price),
@@ -378,7 +409,8 @@ class Grid(Strategy):
             reduce_only=self.config.mode != "neutral",
             tag=f"g:{slot.price}:X:{leg.letter}",
         )
-        slot.apply(T.PLACE_EXIT, client_id=order.client_id)
+        if order is not None:
+            slot.apply(T.PLACE_EXIT, client_id=order.client_id)
 
     def _prune(self) -> None:
         for leg in self.legs:
@@ -467,6 +499,8 @@ class Grid(Strategy):
             self._on_reject(ctx, leg, slot, order)
         elif status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
             self._ended(slot, is_entry)
+            if not is_entry:
+                self._retry_unplaced(ctx)
 
     def _ended(self, slot: Slot, is_entry: bool) -> None:
         if not is_entry:
@@ -525,7 +559,15 @@ class Grid(Strategy):
         )
 
     def on_fill(self, ctx: Context, order: Order | None, ev: OrderFilled) -> None:
-        if order is None or order.inst != self.inst or not order.tag.startswith("g:"):
+        if ev.inst != self.inst:
+            return
+        self.risk.on_fill(ctx, order, ev)
+        if order is None or not order.tag.startswith("g:"):
+            # not a grid order (the risk service's flatten, a manual or unknown order): the
+            # position moved all the same, and the ledger must follow it
+            signed = ev.qty if ev.side is Side.BUY else -ev.qty
+            who = order.client_id if order is not None else f"unknown order {ev.client_id}"
+            self._repair_position(ctx, signed, ev.price, f"fill of {who}")
             return
         ref = self._slot_of(order)
         if ref is None:
@@ -589,7 +631,7 @@ class Grid(Strategy):
         victims = sorted(entries, key=lambda o: (-distance(o), o.client_id))[:n_entries]
         victims += sorted(exits, key=lambda o: (-distance(o), o.client_id))[:n_exits]
         for o in victims:
-            ctx.cancel(o)
+            self.risk.cancel(ctx, o)
         self.stats["cleaner_cancels"] += len(victims)
         ctx.decide(
             "grid",
@@ -603,7 +645,7 @@ class Grid(Strategy):
         n = 0
         for o in self._grid_orders(ctx):
             if o.tag.split(":")[2] == "E" and not o.cancel_pending:
-                ctx.cancel(o)
+                self.risk.cancel(ctx, o)
                 n += 1
         if n:
             ctx.decide(
@@ -619,6 +661,8 @@ class Grid(Strategy):
         ctx.decide("grid", "halt", code, message, self.inst)
 
     def on_operator(self, ctx: Context, ev: OperatorCommanded) -> None:
+        if self.risk.on_operator(ctx, ev):
+            return
         if ev.command in ("stop", "shutdown") and self.phase != "halted":
             if self.config.cancel_on_exit:
                 for o in self._grid_orders(ctx):
@@ -823,7 +867,9 @@ class Grid(Strategy):
         first: list[Slot] | None = None,
     ) -> None:
         """Move the ledger by ``diff`` lots (signed): shrink the leg that holds the opposite
-        side first, then grow the leg of the diff's side, adopting at the real entry price."""
+        side first, then grow the leg of the diff's side, adopting at the real entry price.
+        What cannot be dropped now (the holdings have live exits) is kept in ``unplaced``:
+        those exits are cancelled and the drop completes when they end."""
         self.stats["repairs"] += 1
         for leg in self.legs:
             if diff * leg.d < 0:
@@ -831,12 +877,52 @@ class Grid(Strategy):
         for leg in self.legs:
             if diff * leg.d > 0:
                 diff -= leg.d * self._adopt_holding(ctx, leg, abs(diff), entry, reason)
-        if diff:
+        self.unplaced = diff
+        if not diff:
+            self.unplaced_alerted = False
+        elif not self._free_exits(ctx, diff, reason) and not self.unplaced_alerted:
+            self.unplaced_alerted = True
             ctx.alert(
                 AlertLevel.CRITICAL,
                 "grid_unreconciled",
                 f"{self._q(abs(diff))} of position could not be placed in the ledger ({reason}); check the account",
             )
+
+    def _free_exits(self, ctx: Context, diff: int, reason: str) -> bool:
+        """Cancel live exits, nearest the price first, until their holdings cover a drop of
+        ``diff``; True if some exit is (now or already) being cancelled for it."""
+        waiting = False
+        for leg in self.legs:
+            if diff * leg.d >= 0:
+                continue
+            need = abs(diff)
+            busy = sorted(
+                (s for s in leg.slots.values() if s.order is OrderRole.EXIT and s.client_id),
+                key=lambda s: (abs(s.price - self.last_price), s.price),
+            )
+            for slot in busy:
+                if need <= 0:
+                    break
+                order = ctx.order(slot.client_id)
+                if order is None:
+                    continue
+                need -= slot.qty
+                waiting = True
+                if not order.cancel_pending:
+                    self.risk.cancel(ctx, order)
+                    ctx.decide(
+                        "reconcile",
+                        "cancel_exit",
+                        "position_smaller",
+                        f"exit of slot {self._p(slot.price)} cancelled to drop its holding: {reason}",
+                        self.inst,
+                    )
+        return waiting
+
+    def _retry_unplaced(self, ctx: Context) -> None:
+        if self.unplaced:
+            diff, self.unplaced = self.unplaced, 0
+            self._repair_position(ctx, diff, self.last_price, "pending repair")
 
     def _drop(self, ctx: Context, leg: _Leg, qty: int, first: list[Slot], reason: str) -> int:
         price = self.last_price
@@ -919,7 +1005,9 @@ class Grid(Strategy):
             "ledger_position": self.ledger_position(),
             "margin_lock_until_ns": self.margin_lock_until,
             "exits_held": self.exits_held,
+            "unplaced": self.unplaced,
             "monitor": self.monitor.describe() if self.monitor else None,
+            "risk": self.risk.describe(),
             "stats": dict(self.stats),
             "slots": {
                 leg.letter: [leg.slots[p].describe() for p in sorted(leg.slots)]
