@@ -111,3 +111,11 @@ def test_other_errors_are_one_line(tmp_path):
         main, ["import", "binance-ws", str(ROOT / "pyproject.toml"), "--out", str(tmp_path / "x")]
     )
     assert result.exit_code == 2 and result.output.startswith("error:")
+
+
+def test_top_level_risk_section_is_refused_not_ignored():
+    from engine import ConfigError
+    from tools._config import parse_config
+
+    with pytest.raises(ConfigError, match=r"strategy\.risk"):
+        parse_config({"strategy": {"kind": "grid"}, "risk": {"max_daily_loss": 100}})

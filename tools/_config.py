@@ -18,7 +18,7 @@ from engine import ConfigError, load_engine_config
 __all__ = ["SECTIONS", "load_config", "parse_config", "set_config_value"]
 
 #: top-level sections a config file may have, and who reads them
-SECTIONS = ("engine", "strategy", "risk", "backtest", "live", "exchange")
+SECTIONS = ("engine", "strategy", "backtest", "live", "exchange")
 
 _SECRET_KEY = re.compile(r"(secret|api[_-]?key|password|passphrase|private[_-]?key)", re.I)
 
@@ -53,6 +53,9 @@ def parse_config(raw: Any, origin: str = "config") -> dict[str, Any]:
     """Validate a config mapping; returns it (plain data) or raises ConfigError (one line)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: expected a mapping of sections ({', '.join(SECTIONS)})")
+    if "risk" in raw:
+        # risk limits belong to the strategy they guard; a top-level section would be ignored
+        raise ConfigError(f"{origin}: move the 'risk' section under 'strategy' (strategy.risk)")
     unknown = [k for k in raw if k not in SECTIONS]
     if unknown:
         raise ConfigError(
