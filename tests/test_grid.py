@@ -542,3 +542,19 @@ def test_the_shared_risk_service_guards_grid_orders() -> None:
     assert decisions(out, "cancel_exit")
     h.cancel_event(h.state.order(cancel.client_id))
     assert h.grid.ledger_position() == h.state.position(0).qty == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("price_interval", "0.05", "not a multiple of BTCUSDT's tick 0.10"),
+        ("order_quantity", "5", "below BTCUSDT's minimum order value 10"),
+        ("anchor", "100.05", "not on BTCUSDT's tick grid"),
+    ],
+)
+def test_config_loader_checks_the_exchange_rules(key: str, value: str, words: str) -> None:
+    from tools._config import parse_config
+
+    strategy = {**Y0, "symbol": "BTCUSDT", "price_interval": "40", "anchor": "aligned"}
+    with pytest.raises(ConfigError, match=words):
+        parse_config({"strategy": {**strategy, key: value}})

@@ -63,7 +63,7 @@ def parse_config(raw: Any, origin: str = "config") -> dict[str, Any]:
         )
     _check_secrets(raw)
     try:
-        load_engine_config(raw)
+        _check_against_exchange_rules(load_engine_config(raw))
         from replay import load_sim_config
 
         load_sim_config(raw)
@@ -73,6 +73,26 @@ def parse_config(raw: Any, origin: str = "config") -> dict[str, Any]:
     except ConfigError as e:
         raise ConfigError(f"{origin}: {e}") from None
     return raw
+
+
+def _check_against_exchange_rules(config: Any) -> None:
+    """Rules that need the symbol's tick/step/min notional, checked now (with the built-in
+    exchange rules) rather than when the run loads the instrument."""
+    from engine.strategies.grid import GridConfig, instrument_problem
+
+    strategy = config.strategy
+    if not isinstance(strategy, GridConfig):
+        return
+    from adapters.binance import builtin_instrument
+    from engine._instrument import Instrument
+
+    try:
+        spec = builtin_instrument(0, strategy.symbol)
+    except (KeyError, ValueError):
+        return  # not in the built-in table: checked when the instrument loads
+    problem = instrument_problem(strategy, Instrument(spec))
+    if problem:
+        raise ConfigError(f"strategy: {problem[1]}")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from ._config import GridConfig, RiskControlConfig
 from ._ledger import SLOT_TRANSITIONS, Holding, Lock, OrderRole, Slot, SlotTrigger
 from ._monitor import VolumeMonitor
-from ._strategy import Grid
+from ._strategy import Grid, instrument_problem
 
 __all__ = [
     "SLOT_TRANSITIONS",
@@ -16,4 +16,5 @@ __all__ = [
     "Slot",
     "SlotTrigger",
     "VolumeMonitor",
+    "instrument_problem",
 ]

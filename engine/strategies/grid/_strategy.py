@@ -143,34 +143,17 @@ class Grid(Strategy):
         if instrument.symbol != self.config.symbol or self.phase != "wait_instrument":
             return
         self.risk.on_instrument(ctx, instrument)
+        problem = instrument_problem(self.config, instrument)
+        if problem:
+            return self._refuse(ctx, problem[0], problem[1])
         cfg = self.config
-        try:
-            self.interval = instrument.price_scale.to_units(str(cfg.price_interval))
-        except ValueError:
-            return self._refuse(
-                ctx,
-                "bad_interval",
-                f"price_interval {cfg.price_interval} is not a multiple of {cfg.symbol}'s tick "
-                f"{instrument.spec.tick_size}: use a multiple of the tick",
-            )
+        self.interval = instrument.price_scale.to_units(str(cfg.price_interval))
         self.inst = instrument.inst
         self.ins = instrument
         self.amount = _minor(cfg.order_quantity)
-        if self.amount < instrument.spec.min_notional:
-            return self._refuse(
-                ctx,
-                "amount_below_min_notional",
-                f"order_quantity {cfg.order_quantity} is below {cfg.symbol}'s minimum order "
-                f"value {Decimal(instrument.spec.min_notional) / QUOTE_SCALE}: raise it",
-            )
         self.min_exit = max(_minor(cfg.min_order_value), instrument.spec.min_notional)
         if cfg.anchor not in ("aligned", "first_trade"):
-            try:
-                self.anchor = instrument.price_scale.to_units(cfg.anchor)
-            except ValueError:
-                return self._refuse(
-                    ctx, "bad_anchor", f"anchor {cfg.anchor} is not on {cfg.symbol}'s tick grid"
-                )
+            self.anchor = instrument.price_scale.to_units(cfg.anchor)
         elif cfg.anchor == "aligned":
             self.anchor = 0
         self.phase = "wait_price"
@@ -1014,6 +997,32 @@ class Grid(Strategy):
                 for leg in self.legs
             },
         }
+
+
+def instrument_problem(cfg: GridConfig, instrument: Instrument) -> tuple[str, str] | None:
+    """(code, one-line message) when the config does not fit the symbol's exchange rules:
+    checked when the instrument loads, and by the config loader against the built-in rules."""
+    scale = instrument.price_scale
+    try:
+        scale.to_units(str(cfg.price_interval))
+    except ValueError:
+        return (
+            "bad_interval",
+            f"price_interval {cfg.price_interval} is not a multiple of {cfg.symbol}'s tick "
+            f"{instrument.spec.tick_size}: use a multiple of the tick",
+        )
+    if _minor(cfg.order_quantity) < instrument.spec.min_notional:
+        return (
+            "amount_below_min_notional",
+            f"order_quantity {cfg.order_quantity} is below {cfg.symbol}'s minimum order "
+            f"value {Decimal(instrument.spec.min_notional) / QUOTE_SCALE}: raise it",
+        )
+    if cfg.anchor not in ("aligned", "first_trade"):
+        try:
+            scale.to_units(cfg.anchor)
+        except ValueError:
+            return ("bad_anchor", f"anchor {cfg.anchor} is not on {cfg.symbol}'s tick grid")
+    return None
 
 
 def _minor(amount: Decimal) -> int:
