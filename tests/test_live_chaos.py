@@ -103,6 +103,13 @@ def test_kill_9_at_random_instants(tmp_path):
     finally:
         exchange.kill()
         exchange.wait(timeout=30)
+    # secrets: never in the journal or the logs (the listen key is masked in logs too)
+    blobs = [f.read_bytes() for f in journal.iterdir()] + [
+        final.stderr.encode(),
+        final.stdout.encode(),
+    ]
+    for secret in (DEFAULT_API_KEY, DEFAULT_API_SECRET):
+        assert not any(secret.encode() in b for b in blobs), "a credential leaked"
     figures = check_consistent(journal, truth)
     assert verify(journal).identical
     print(f"chaos: {kills} kills, {figures}")

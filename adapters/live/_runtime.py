@@ -150,6 +150,7 @@ class Runtime:
         self.log = log or (lambda text: None)
         self.install_signals = install_signals
         self.clock = clock
+        self.durability = Durability.parse(live.durability)
         self.engine: Engine | None = None
         self.writer: JournalWriter | None = None
         self.stopping = False
@@ -165,6 +166,8 @@ class Runtime:
         self.alerts: list[str] = []
         #: orders and amends decided during shutdown and never sent
         self.held: list[Intent] = []
+        #: requests handed to the venue and not finished yet
+        self.in_flight = 0
         self.latencies: list[int] = []
         self.events = 0
         self.intents = 0
@@ -214,7 +217,12 @@ class Runtime:
     def _recover(self, instruments: list[InstrumentLoaded]) -> list[Event]:
         """Open (or create) the journal and rebuild the engine; the events to send first."""
         started = time.perf_counter()
-        durability = Durability.parse(self.live.durability)
+        # The writer never writes on its own (mode "none"): an event and the intents of its
+        # step must reach the file together, or a kill -9 between them would leave an event
+        # whose decisions were never journaled (nor executed). This runtime writes after each
+        # step and syncs on its own schedule (``_sync_journal``) as ``live.durability`` says.
+        self.durability = Durability.parse(self.live.durability)
+        durability = Durability("none")
         first: list[Event] = []
         exists = self.journal.is_dir() and bool(segment_paths(self.journal))
         if exists:
@@ -309,6 +317,7 @@ class Runtime:
         assert writer is not None
         append, append_intents, step = writer.append_event, writer.append_intents, engine.step
         flush = writer.flush
+        every = self.durability.mode == "every"
         clock = self.clock
         task_status.started()
         async for ev, t0 in self._recv:
@@ -321,6 +330,8 @@ class Runtime:
             if intents:
                 append_intents(rec.seq, intents)
                 flush()  # in the OS before anything leaves: kill -9 loses nothing acted upon
+                if every:
+                    writer.sync()
                 self.intents += len(intents)
                 self._dispatch(intents, t0)
 
@@ -342,7 +353,14 @@ class Runtime:
                 # session's recovery finds it never reached the exchange and says so
                 self.held.append(it)
             else:
-                nursery.start_soon(self.venue.execute, it, t0)
+                nursery.start_soon(self._execute, it, t0)
+
+    async def _execute(self, intent: Intent, t0: int) -> None:
+        self.in_flight += 1
+        try:
+            await self.venue.execute(intent, t0)
+        finally:
+            self.in_flight -= 1
 
     # -- timers, journal sync, dead-man switch, reconciliation ------------------------------
 
@@ -373,15 +391,13 @@ class Runtime:
     async def _sync_journal(self) -> None:
         writer = self.writer
         assert writer is not None
-        if writer.durability.mode == "none":
-            return
-        interval = (
-            writer.durability.interval_ms / 1000 if writer.durability.mode == "interval" else 0.002
-        )
+        mode = self.durability.mode
+        interval = self.durability.interval_ms / 1000 if mode == "interval" else 0.002
         while True:
             await trio.sleep(interval)
-            if writer.durable_seq < writer.next_seq - 1:
-                writer.commit()
+            writer.flush()  # whole steps only: the consumer never awaits inside one
+            if mode != "none" and writer.durable_seq < writer.next_seq - 1:
+                writer.sync()
 
     async def _dead_man(self) -> None:
         if not self.live.dead_man_s:
@@ -487,7 +503,11 @@ class Runtime:
             )
         )
         with trio.move_on_after(10):
-            if self.live.cancel_on_exit:
+            # requests already on their way land first, so cancel-all catches them too
+            with trio.move_on_after(5):
+                while self.in_flight:  # noqa: ASYNC110 - polls a counter, no event for it
+                    await trio.sleep(0.01)
+            for _ in range(2 if self.live.cancel_on_exit else 0):
                 for s in self.symbols:
                     try:
                         await self.venue.cancel_all(s)
