@@ -12,11 +12,14 @@ from pathlib import Path
 __all__ = ["file_digest", "iter_lines"]
 
 _CHUNK = 1 << 20
+_FIRST_CHUNK = 1 << 14
 _DONE = b""
 
 
 def _inflate_chunks(
-    path: Path, out: queue.Queue[tuple[int, bytes] | bytes | BaseException]
+    path: Path,
+    out: queue.Queue[tuple[int, bytes] | bytes | BaseException],
+    stop: threading.Event,
 ) -> None:
     """Producer thread: read and decompress ``path`` in chunks (zlib releases the GIL)."""
     try:
@@ -24,7 +27,11 @@ def _inflate_chunks(
             gz = f.read(2) == b"\x1f\x8b"
             f.seek(0)
             inflate = zlib.decompressobj(wbits=31) if gz else None
-            while raw := f.read(_CHUNK):
+            # small chunks first, so a consumer that needs only the first lines (the symbol
+            # prescan) gets them without waiting for a whole 1 MB chunk to inflate
+            chunk = _FIRST_CHUNK
+            while not stop.is_set() and (raw := f.read(chunk)):
+                chunk = min(chunk * 4, _CHUNK)
                 size = len(raw)
                 if inflate is not None:
                     data = inflate.decompress(raw)
@@ -51,7 +58,10 @@ def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Ite
     how many file bytes each chunk consumed, to drive a progress bar.
     """
     chunks: queue.Queue[tuple[int, bytes] | bytes | BaseException] = queue.Queue(maxsize=8)
-    worker = threading.Thread(target=_inflate_chunks, args=(path, chunks), daemon=True)
+    # set when the consumer stops early (the symbol prescan reads 200 lines): without it the
+    # producer would inflate the whole file while the consumer drains the queue
+    stop = threading.Event()
+    worker = threading.Thread(target=_inflate_chunks, args=(path, chunks, stop), daemon=True)
     worker.start()
     rest = b""
     try:
@@ -73,6 +83,7 @@ def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Ite
             yield rest
     finally:
         # a consumer that stops early must not leave the producer blocked on a full queue
+        stop.set()
         while worker.is_alive():
             try:
                 chunks.get_nowait()
