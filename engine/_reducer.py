@@ -54,6 +54,7 @@ from ._events import (
 from ._instrument import Instrument
 from ._intents import AlertLevel, Intent, RaiseAlert, SnapshotKind
 from ._order_state import OrderStatus, Trigger, next_status
+from ._reconcile import reconcile_orders
 from ._records import EventRecord
 from ._state import EngineState, Order
 
@@ -183,6 +184,7 @@ def _on_session(st: EngineState, ctx: Context, ev: SessionStarted) -> None:
     if ev.session <= st.session:
         raise InvalidEvent("bad_session", f"session {ev.session} after session {st.session}")
     st.session = ev.session
+    st.session_started_seq = st.seq
 
 
 def _on_connection(st: EngineState, ctx: Context, ev: ConnectionChanged) -> None:
@@ -335,6 +337,8 @@ def _on_account_update(st: EngineState, ctx: Context, ev: AccountUpdated) -> Non
 def _on_account(st: EngineState, ctx: Context, ev: AccountSnapshotReceived) -> None:
     for b in ev.balances:
         st.balances[b.asset] = b.wallet
+    if not st.strategy.reconciles_orders:
+        reconcile_orders(st, ctx, ev)
     st.strategy.on_account(ctx, ev)
 
 

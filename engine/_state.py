@@ -15,6 +15,7 @@ from ._events import MarkPriceUpdated, Side, TimeInForce, TopOfBookUpdated
 from ._instrument import Instrument
 from ._intents import OrderType
 from ._order_state import OrderStatus, is_open
+from ._reconcile import OrderReconciliation
 from ._units import round_half_away
 
 if TYPE_CHECKING:
@@ -186,6 +187,8 @@ class EngineState:
         self.strategy = strategy
         self.client_id_prefix = client_id_prefix
         self.session = 0
+        self.session_started_seq = 0  # seq of the SessionStarted that opened ``session``
+        self.reconciliation = OrderReconciliation()
         self.seq = 0
         self.now_ns = 0
         self.instruments: dict[int, Instrument] = {}

@@ -31,6 +31,9 @@ __all__ = ["Strategy"]
 class Strategy:
     #: the ``kind`` value of this strategy's config section
     kind: ClassVar[str] = ""
+    #: True when the strategy compares its orders with account snapshots itself (the grid);
+    #: otherwise the engine settles lost orders and cancels orphans (engine/_reconcile.py)
+    reconciles_orders: ClassVar[bool] = False
 
     def on_instrument(self, ctx: Context, instrument: Instrument) -> None:
         """An instrument's rules became known (resolve symbols and sizes here)."""

@@ -14,6 +14,7 @@ from engine._context import Context
 from engine._events import OrderFilled, Side, TimeInForce
 from engine._instrument import Instrument
 from engine._intents import AlertLevel
+from engine._order_state import OrderStatus
 from engine._state import Order
 
 from ._base import Strategy
@@ -74,7 +75,11 @@ class SimpleQuoter(Strategy):
             self._quote(ctx)
 
     def on_order(self, ctx: Context, order: Order) -> None:
-        if order.inst == self.inst and not order.is_open and not self.disabled:
+        # a refusal (-5022: the quote would have crossed) is retried on the next top of book,
+        # not at once: re-sending the same price without new market data loops on the budget
+        if order.inst != self.inst or order.is_open or self.disabled:
+            return
+        if order.status is not OrderStatus.REJECTED:
             self._quote(ctx)
 
     def on_fill(self, ctx: Context, order: Order | None, ev: OrderFilled) -> None:

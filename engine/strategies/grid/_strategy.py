@@ -42,6 +42,7 @@ from engine._events import (
 from engine._instrument import Instrument
 from engine._intents import AlertLevel, SnapshotKind
 from engine._order_state import OrderStatus
+from engine._reconcile import is_own_client_id
 from engine._state import Order
 from engine._units import QUOTE_SCALE, round_half_away
 from engine.risk import RiskService
@@ -88,6 +89,7 @@ class _Leg:
 
 class Grid(Strategy):
     kind = "grid"
+    reconciles_orders = True  # slot-aware: adopts our orders into their slots
 
     def __init__(self, config: GridConfig) -> None:
         self.config = config
@@ -751,7 +753,6 @@ class Grid(Strategy):
         st = ctx.state
         inst = self.inst
         remote = {r.client_id: r for r in ev.open_orders if r.inst == inst}
-        prefix = st.client_id_prefix
         missing: set[str] = set()
         vanished_exits: list[Slot] = []
         for order in self._grid_orders(ctx):
@@ -776,7 +777,7 @@ class Grid(Strategy):
             local = st.open_orders.get(cid)
             if local is not None:
                 continue
-            if not cid.startswith(prefix):
+            if not is_own_client_id(st, cid):
                 if cid not in self.foreign_seen:
                     self.foreign_seen.add(cid)
                     ctx.decide(

@@ -26,6 +26,7 @@ from engine._events import (
 )
 from engine._instrument import Instrument
 from engine._intents import AlertLevel
+from engine._order_state import OrderStatus
 from engine._state import Order
 from engine._units import QUOTE_SCALE
 from engine.risk import RiskConfig, RiskService
@@ -209,7 +210,13 @@ class QuotingStrategy(Strategy):
             self._on_fill(ctx, order, ev)
 
     def on_order(self, ctx: Context, order: Order) -> None:
-        if self._ours(order.inst) and not order.is_open:
+        # a refusal (e.g. -5022, the quote would have crossed) is retried on the next market
+        # event, not at once: the same price without new data would loop on the order budget
+        if (
+            self._ours(order.inst)
+            and not order.is_open
+            and order.status is not OrderStatus.REJECTED
+        ):
             self._on_closed(ctx, order)
 
     def on_timer(self, ctx: Context, key: str) -> None:
