@@ -194,6 +194,25 @@ class KlineUpdated(_Event, frozen=True, tag=7):
 # Time, session, operator, connections
 
 
+#: Binance's kline intervals (the ``interval`` of a KlineUpdated) in seconds
+KLINE_INTERVAL_S: dict[str, int] = {
+    "1m": 60,
+    "3m": 180,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "6h": 21600,
+    "8h": 28800,
+    "12h": 43200,
+    "1d": 86400,
+    "3d": 259200,
+    "1w": 604800,
+}
+
+
 class TimerFired(_Event, frozen=True, tag=20):
     timer_id: int
     scheduled_ns: int

@@ -43,6 +43,7 @@ from engine import (
     TopOfBookUpdated,
     TradePrinted,
 )
+from engine._events import KLINE_INTERVAL_S
 from engine._units import decimal_to_scaled
 
 from ._files import file_digest, iter_lines
@@ -50,22 +51,7 @@ from ._import_common import ImportFailed, ImportReport, ImportSink, InstrumentTa
 
 __all__ = ["INTERVALS", "import_klines", "import_tardis", "import_trades"]
 
-INTERVALS = {
-    "1m": 60,
-    "3m": 180,
-    "5m": 300,
-    "15m": 900,
-    "30m": 1800,
-    "1h": 3600,
-    "2h": 7200,
-    "4h": 14400,
-    "6h": 21600,
-    "8h": 28800,
-    "12h": 43200,
-    "1d": 86400,
-    "3d": 259200,
-    "1w": 604800,
-}
+INTERVALS = KLINE_INTERVAL_S  # seconds per Binance kline interval
 
 # (recv_ns, file index, line number, event) ; events built per row
 Row = tuple[int, int, int, Event]

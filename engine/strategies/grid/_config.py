@@ -14,28 +14,13 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from engine._events import KLINE_INTERVAL_S
 from engine.risk import RiskConfig
 
 __all__ = ["INTERVAL_NS", "GridConfig", "RiskControlConfig"]
 
 #: Binance kline intervals in nanoseconds (the monitor's staleness clock)
-INTERVAL_NS: dict[str, int] = {
-    k: v * 1_000_000_000
-    for k, v in {
-        "1m": 60,
-        "3m": 180,
-        "5m": 300,
-        "15m": 900,
-        "30m": 1800,
-        "1h": 3600,
-        "2h": 7200,
-        "4h": 14400,
-        "6h": 21600,
-        "8h": 28800,
-        "12h": 43200,
-        "1d": 86400,
-    }.items()
-}
+INTERVAL_NS: dict[str, int] = {k: v * 1_000_000_000 for k, v in KLINE_INTERVAL_S.items()}
 
 Count = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=86_400)]
