@@ -29,7 +29,8 @@ from journal import Durability, JournalReader, JournalWriter
 from replay import run_backtest
 from replay.analytics import VIEWS, connect, export_duckdb, export_parquet, find_journals
 from replay.analytics._light import LIGHT_TWINS
-from tests.conftest import simple_config
+from tests.conftest import ROOT, data_file, simple_config
+from tools._config import load_config
 from tools.cli import main
 
 CENT = Decimal("0.01")
@@ -229,3 +230,177 @@ def test_report_renders_in_headless_chromium(backtest, tmp_path):
     ).stdout
     # plotly draws each figure as an SVG with class main-svg: the plots really rendered
     assert dom.count('class="main-svg"') >= 5
+
+
+# The views as first written, straight over ``book_top`` (ASOF joins and groupings over every
+# top of book): slow over millions of rows, but obviously right. The shipped views read the
+# ``mids`` table and a window instead of a join; they must give the same rows.
+REFERENCE_VIEWS = {
+    "last_mid": """
+        SELECT journal, inst, arg_max(bid_ticks + ask_ticks, update_id) AS mid2_ticks,
+               max(recv_ns) AS last_recv_ns, min(recv_ns) AS first_recv_ns
+        FROM book_top WHERE 0 < bid_ticks AND bid_ticks < ask_ticks GROUP BY ALL""",
+    "equity": """
+        WITH s AS (
+            SELECT journal, inst, time_bucket(INTERVAL 1 second, time) AS time,
+                   max(recv_ns) AS recv_ns, arg_max(bid_ticks + ask_ticks, seq) AS mid2_ticks
+            FROM book_top WHERE 0 < bid_ticks AND bid_ticks < ask_ticks GROUP BY ALL),
+        j AS (
+            SELECT s.journal, s.inst, s.time, s.mid2_ticks,
+                   coalesce(p.position_lots, 0) AS position_lots,
+                   coalesce(p.cost_minor, 0) AS cost_minor,
+                   coalesce(p.realized_minor, 0) AS realized_minor,
+                   coalesce(p.fees_minor, 0) AS fees_minor,
+                   coalesce(p.funding_minor, 0) AS funding_minor
+            FROM s ASOF LEFT JOIN positions p
+              ON s.journal = p.journal AND s.inst = p.inst AND s.recv_ns >= p.recv_ns)
+        SELECT j.journal, j.inst, j.time, j.mid2_ticks * i.tick / 2 AS mid,
+               j.position_lots * i.step AS position,
+               j.realized_minor * 0.00000001::DECIMAL(18,8) AS realized_pnl,
+               (j.position_lots * j.mid2_ticks * i.minor_per_ticklot - 2 * j.cost_minor)::HUGEINT
+                   * 0.000000005::DECIMAL(18,9) AS unrealized_pnl,
+               j.fees_minor * 0.00000001::DECIMAL(18,8) AS fees, j.funding_minor * 0.00000001::DECIMAL(18,8) AS funding,
+               (2 * (j.realized_minor - j.fees_minor + j.funding_minor)
+                + j.position_lots * j.mid2_ticks * i.minor_per_ticklot - 2 * j.cost_minor)::HUGEINT
+                   * 0.000000005::DECIMAL(18,9) AS net_pnl
+        FROM j JOIN instruments i USING (journal, inst)""",
+    "fill_markouts": """
+        WITH h AS (SELECT unnest([0, 1, 10, 60]) AS horizon_s),
+        q AS (
+            SELECT f.journal, f.inst, f.seq, h.horizon_s,
+                   f.recv_ns + h.horizon_s::BIGINT * 1000000000 AS at_ns
+            FROM fills f, h),
+        m AS (
+            SELECT q.*, b.bid_ticks + b.ask_ticks AS mid2_ticks
+            FROM q ASOF LEFT JOIN book_top b
+              ON q.journal = b.journal AND q.inst = b.inst AND q.at_ns >= b.recv_ns),
+        w AS (
+            SELECT m.journal, m.inst, m.seq,
+                   max(m.mid2_ticks) FILTER (horizon_s = 0) AS mid2_0,
+                   max(m.mid2_ticks) FILTER (horizon_s = 1 AND at_ns <= l.last_recv_ns) AS mid2_1s,
+                   max(m.mid2_ticks) FILTER (horizon_s = 10 AND at_ns <= l.last_recv_ns)
+                       AS mid2_10s,
+                   max(m.mid2_ticks) FILTER (horizon_s = 60 AND at_ns <= l.last_recv_ns)
+                       AS mid2_60s
+            FROM m JOIN last_mid l USING (journal, inst) GROUP BY ALL)
+        SELECT f.journal, f.seq, f.time, f.inst, f.client_id, f.tag, f.side, f.is_maker,
+               f.price, f.qty, w.mid2_0 * i.tick / 2 AS mid_at_fill,
+               f.side * (w.mid2_1s - 2 * f.price_ticks) / 2 AS markout_1s_ticks,
+               f.side * (w.mid2_10s - 2 * f.price_ticks) / 2 AS markout_10s_ticks,
+               f.side * (w.mid2_60s - 2 * f.price_ticks) / 2 AS markout_60s_ticks,
+               f.side * (w.mid2_1s - 2 * f.price_ticks) * f.qty_lots * i.minor_per_ticklot / 2e8
+                   AS markout_1s,
+               f.side * (w.mid2_10s - 2 * f.price_ticks) * f.qty_lots * i.minor_per_ticklot / 2e8
+                   AS markout_10s,
+               f.side * (w.mid2_60s - 2 * f.price_ticks) * f.qty_lots * i.minor_per_ticklot / 2e8
+                   AS markout_60s
+        FROM fills f JOIN w USING (journal, inst, seq) JOIN instruments i USING (journal, inst)""",
+}
+
+
+def _reference_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Every view again as ``ref_<name>``, built on the reference definitions above."""
+
+    def rename(sql: str) -> str:
+        return re.sub(rf"\b(FROM|JOIN)\s+({'|'.join(VIEWS)})\b", r"\1 ref_\2", sql)
+
+    for name, sql in VIEWS.items():
+        con.execute(f"CREATE TEMP VIEW ref_{name} AS {rename(REFERENCE_VIEWS.get(name, sql))}")
+
+
+def test_fast_views_equal_their_reference_definitions(backtest, tmp_path):
+    path, _ = backtest
+    export_duckdb(path, tmp_path / "bt.duckdb")
+    con = duckdb.connect(str(tmp_path / "bt.duckdb"), read_only=True)
+    _reference_views(con)
+    tops, runs, covered = _one(
+        con, "SELECT (SELECT count(*) FROM book_top), count(*), sum(rows) FROM mids"
+    )
+    assert covered == tops and 0 < runs < tops / 5  # the point of the table
+    for name in VIEWS:
+        cols = ", ".join(c for c in con.sql(f"SELECT * FROM ref_{name}").columns)
+        n = _one(con, f"SELECT count(*) FROM {name}")[0]
+        assert n == _one(con, f"SELECT count(*) FROM ref_{name}")[0], name
+        for a, b in ((name, f"ref_{name}"), (f"ref_{name}", name)):
+            diff = _one(con, f"SELECT count(*) FROM (SELECT {cols} FROM {a} EXCEPT ALL "
+                             f"SELECT {cols} FROM {b})")[0]  # fmt: skip
+            assert diff == 0, (name, a, b)
+    assert _one(con, "SELECT count(*) FROM equity")[0] > 100
+    assert _one(con, "SELECT count(markout_60s) FROM fill_markouts")[0] > 100
+
+
+KLINES = ("binance-usdm-klines-freqtrade", "BTCUSDT_perp_5m_2023-01-02_to_2023-02-09.csv")
+
+
+@pytest.mark.realdata
+def test_grid_slot_pnl_without_a_book_marks_at_the_last_close(tmp_path):
+    from tools.import_csv import import_klines
+
+    candles = tmp_path / "candles"
+    import_klines([data_file(*KLINES)], candles, symbol="BTCUSDT", interval="5m")
+    cfg = load_config(ROOT / "configs" / "grid-btcusdt.yaml")
+    run_backtest(cfg, candles, tmp_path / "bt")
+    export_duckdb(tmp_path / "bt", tmp_path / "bt.duckdb")
+    con = duckdb.connect(str(tmp_path / "bt.duckdb"), read_only=True)
+    assert _one(con, "SELECT count(*) FROM book_top")[0] == 0  # candles only: no mid at all
+    assert _one(con, "SELECT source FROM last_price")[0] == "kline"
+    close = _one(con, "SELECT arg_max(close, seq) FROM klines")[0]
+    rows = con.sql(
+        "SELECT slot, slot_price, open_qty, open_value, pnl FROM grid_slot_pnl"
+    ).fetchall()
+    assert len(rows) > 10
+    for slot, slot_price, open_qty, open_value, pnl in rows:
+        assert pnl is not None and open_value is not None, slot
+        assert slot_price == int(slot) * Decimal("0.1")  # tag g:<slot ticks>:..., tick 0.10
+        assert open_value == open_qty * close  # flat slots are worth 0
+    # the slots add up to the ledger's own (average-cost) figure marked at the last close
+    total = _one(con, "SELECT sum(pnl), sum(open_qty) FROM grid_slot_pnl")
+    assert total[1] != 0  # the run ends holding inventory, so the mark matters
+    ledger = _one(
+        con,
+        "SELECT (arg_max(realized_minor, seq) - arg_max(fees_minor, seq) "
+        "- arg_max(cost_minor, seq)) * 0.00000001 FROM positions",
+    )[0]
+    assert total[0] == ledger + total[1] * close
+    assert _one(con, "SELECT count(*) FROM fills WHERE slot IS NULL")[0] == 0
+
+
+def _runs_by_hand(rows: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """mid_runs spelled out: rows are (inst, seq, recv_ns, update_id, bid, ask)."""
+    out: list[list[int]] = []
+    key = None
+    for inst, seq, recv, uid, bid, ask in sorted(rows, key=lambda r: (r[0], r[2], r[1])):
+        k = (inst, bid + ask, 0 < bid < ask, recv // 10**9)
+        if k != key:
+            out.append([inst, seq, recv, bid + ask, 0 < bid < ask, 0, seq, recv, uid])
+            key = k
+        run = out[-1]
+        run[5] += 1
+        run[6], run[7], run[8] = max(run[6], seq), max(run[7], recv), max(run[8], uid)
+    return [tuple(r) for r in out]
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_mid_runs_match_a_plain_loop(shuffled):
+    import random
+
+    import pyarrow as pa
+
+    from replay.analytics._mids import mid_runs
+
+    rnd = random.Random(7)
+    rows, recv = [], 10**18
+    for seq in range(1, 3000):
+        recv += rnd.choice([0, 1, 10**6, 3 * 10**8])
+        if shuffled:  # receive times out of seq order, update ids falling, two instruments
+            recv += rnd.randint(-(10**8), 10**8)
+        bid = rnd.choice([0, 100, 100, 101, 101, 101, 102, 105])
+        ask = rnd.choice([101, 102, 102, 103, 100])
+        uid = seq if not shuffled else rnd.randint(0, 10**6)
+        rows.append((rnd.randint(0, 1) if shuffled else 0, seq, recv, uid, bid, ask))
+    names = ("inst", "seq", "recv_ns", "update_id", "bid_ticks", "ask_ticks")
+    cols = {n: pa.array([r[i] for r in rows], pa.int64()) for i, n in enumerate(names)}
+    got = mid_runs(cols)
+    got_rows = list(zip(*(got[n].to_pylist() for n in got)))
+    assert got_rows == _runs_by_hand(rows)
+    assert len(got_rows) < len(rows)

@@ -29,6 +29,7 @@ from engine import (
     Instrument,
     InstrumentLoaded,
     IntentRecord,
+    KlineUpdated,
     MarkPriceUpdated,
     TopOfBookUpdated,
     TradePrinted,
@@ -64,6 +65,12 @@ class Collected:
             "seq", "recv_ns", "ts_ns", "inst", "mark_e8", "index_e8", "funding_rate_e8",
             "next_funding_ns",
         )  # fmt: skip
+        self.klines = IntColumns(
+            "seq", "recv_ns", "ts_ns", "inst", "open_ns", "close_ns", "open_ticks", "high_ticks",
+            "low_ticks", "close_ticks", "volume_lots", "quote_volume_minor", "trades",
+            "taker_buy_volume_lots", "closed",
+        )  # fmt: skip
+        self.kline_intervals: list[str] = []
         self.ledger = Ledger(self._top_of)
         self.instruments: dict[int, Instrument] = {}
         self.header: Any = None
@@ -217,6 +224,15 @@ def _other_event(out: Collected, seq: int, recv: int, e: Any, t: type) -> None:
             (seq, recv, e.ts_ns, e.inst, e.mark_e8, e.index_e8, e.funding_rate, e.next_funding_ns),
         ):
             m[name].append(v)
+    elif t is KlineUpdated:
+        k = out.klines
+        for name, v in zip(
+            k.cols,
+            (seq, recv, e.ts_ns, e.inst, e.open_ns, e.close_ns, e.open, e.high, e.low, e.close,
+             e.volume, e.quote_volume, e.trades, e.taker_buy_volume, e.closed),
+        ):  # fmt: skip
+            k[name].append(v)
+        out.kline_intervals.append(e.interval)
     elif t is FundingSettled:
         out.ledger.on_funding(seq, recv, e)
     elif t is AccountUpdated:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine import QUOTE_SCALE, Instrument
 
 from ._collect import Collected
 from ._columns import decimal_column, int_column, time_column
 from ._ledger import Rows
+from ._mids import mid_runs
 
 __all__ = ["MONEY_DECIMALS", "build_tables"]
 
@@ -50,6 +52,12 @@ class _Scales:
 
     def price(self, ticks: pa.Array, inst: pa.Array) -> pa.Array:
         return decimal_column(ticks, self._factor(self._price, inst), self.price_decimals)
+
+    def half_price(self, ticks2: pa.Array, inst: pa.Array) -> pa.Array:
+        """Twice a price in ticks (a mid) as the price, at one more decimal: exact."""
+        factor = self._factor(self._price, inst)
+        factor = factor * 5 if isinstance(factor, int) else pc.multiply(factor, 5)
+        return decimal_column(ticks2, factor, self.price_decimals + 1)
 
     def qty(self, lots: pa.Array, inst: pa.Array) -> pa.Array:
         return decimal_column(lots, self._factor(self._qty, inst), self.qty_decimals)
@@ -86,6 +94,8 @@ def _decorate(cols: dict[str, pa.Array], scales: _Scales) -> pa.Table:
         out[name] = arr
         if name == "recv_ns":
             out["time"] = time_column(arr)
+        elif name == "mid2_ticks" and inst is not None:
+            out["mid"] = scales.half_price(arr, inst)
         elif name.endswith("_ticks") and inst is not None and name != "edge_half_ticks":
             out[name.removesuffix("_ticks")] = scales.price(arr, inst)
         elif name.endswith("_lots") and inst is not None:
@@ -148,6 +158,15 @@ def _orders_table(c: Collected, scales: _Scales) -> pa.Table:
     return t
 
 
+def _klines_table(c: Collected, scales: _Scales) -> pa.Table:
+    cols = c.klines.arrow()
+    closed = cols.pop("closed")
+    t = _decorate(cols, scales)
+    t = t.add_column(t.schema.get_field_index("open_ns"), "interval",
+                     pa.array(c.kline_intervals, pa.string()))  # fmt: skip
+    return t.append_column("closed", pc.cast(closed, pa.bool_()))
+
+
 def build_tables(c: Collected) -> dict[str, pa.Table]:
     """Every exported table of one journal, by name."""
     scales = _Scales(c.instruments)
@@ -164,6 +183,8 @@ def build_tables(c: Collected) -> dict[str, pa.Table]:
             scales,
         ),
         "mark_prices": _decorate(c.marks.arrow(), scales),
+        "klines": _klines_table(c, scales),
+        "mids": _decorate(mid_runs(c.book_top.arrow()), scales),
         "intents": _decorate(_columns(led.intents, side), scales),
         "orders": _orders_table(c, scales),
         "order_events": _decorate(_columns(led.order_events, {"code": pa.int64()}), scales),

@@ -5,8 +5,13 @@ groups by it, so the same SQL works on one journal and on a directory of session
 Money is computed in integers (minor units, 1e-8 of the quote asset; ``*_half_minor`` for
 values on half-tick mids) and turned into DECIMAL at the end, so sums are exact.
 
-The views over the large tables (``book_top``: ~70% of a journal's rows) read it once:
-markouts do one ASOF join for all horizons, not one per horizon.
+No view reads ``book_top`` (~70% of a journal's rows): the mid over time comes from
+``mids``, the same tops compressed to one row per change of the mid within a second
+(``_mids.py``; ~3% of the rows, and exact, see there). Markouts do one ASOF join over it for
+all horizons; ``equity`` carries the position forward with a window over positions and
+seconds in receive order rather than an ASOF join, which DuckDB may plan as a nested loop.
+``tests/test_analytics.py`` keeps the first, straight-over-``book_top`` definitions and checks
+these give the same rows.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ VIEW_DOCS: dict[str, str] = {
     "inventory": "per position change: the position, how long it was held, its notional",
     "order_to_fill": "per order: its latencies (ack, first fill, cancel) in ms and final status",
     "quote_uptime": "per side: share of the session with at least one of our orders resting",
-    "grid_slot_pnl": "per grid slot / quoting level (from the order tag): fills, cash flow, "
-    "open quantity marked at the last mid, fees, PnL",
+    "grid_slot_pnl": "per grid slot / quoting level (from the order tag; slot_price for grid "
+    "slots): fills, cash flow, open quantity marked at the last price (mid, else last trade, "
+    "else last candle close), fees, PnL",
     "passive_fill_rate": "per side and time in force: orders placed, share filled, share of "
     "quantity filled, maker share of fills, reject rate",
     "risk_events": "the journaled risk decisions (denials, trips, resets)",
@@ -40,9 +46,21 @@ VIEW_DOCS: dict[str, str] = {
 
 VIEWS: dict[str, str] = {
     "last_mid": """
-        SELECT journal, inst, arg_max(bid_ticks + ask_ticks, update_id) AS mid2_ticks,
-               max(recv_ns) AS last_recv_ns, min(recv_ns) AS first_recv_ns
-        FROM book_top WHERE 0 < bid_ticks AND bid_ticks < ask_ticks GROUP BY ALL""",
+        SELECT journal, inst, arg_max(mid2_ticks, max_update_id) AS mid2_ticks,
+               max(last_recv_ns) AS last_recv_ns, min(recv_ns) AS first_recv_ns
+        FROM mids WHERE valid GROUP BY ALL""",
+    "last_price": """
+        WITH t AS (SELECT journal, inst, arg_max(price_ticks, seq) AS price_ticks
+                   FROM trades GROUP BY ALL),
+        k AS (SELECT journal, inst, arg_max(close_ticks, seq) AS close_ticks
+              FROM klines GROUP BY ALL)
+        SELECT i.journal, i.inst,
+               coalesce(m.mid2_ticks, 2 * t.price_ticks, 2 * k.close_ticks) AS price2_ticks,
+               CASE WHEN m.mid2_ticks IS NOT NULL THEN 'mid'
+                    WHEN t.price_ticks IS NOT NULL THEN 'trade'
+                    WHEN k.close_ticks IS NOT NULL THEN 'kline' END AS source
+        FROM instruments i LEFT JOIN last_mid m USING (journal, inst)
+        LEFT JOIN t USING (journal, inst) LEFT JOIN k USING (journal, inst)""",
     "pnl_summary": f"""
         WITH pos AS (
             SELECT journal, inst, arg_max(position_lots, seq) AS position_lots,
@@ -81,17 +99,28 @@ VIEWS: dict[str, str] = {
     "equity": f"""
         WITH s AS (
             SELECT journal, inst, time_bucket(INTERVAL 1 second, time) AS time,
-                   max(recv_ns) AS recv_ns, arg_max(bid_ticks + ask_ticks, seq) AS mid2_ticks
-            FROM book_top WHERE 0 < bid_ticks AND bid_ticks < ask_ticks GROUP BY ALL),
+                   max(last_recv_ns) AS recv_ns, arg_max(mid2_ticks, last_seq) AS mid2_ticks
+            FROM mids WHERE valid GROUP BY ALL),
+        -- each second takes the positions row in force at its last top (received at or
+        -- before it): one sorted pass over both, not a join
+        ev AS (
+            SELECT journal, inst, recv_ns, 0 AS k, seq, NULL::TIMESTAMP AS time,
+                   NULL::BIGINT AS mid2_ticks, position_lots, cost_minor, realized_minor,
+                   fees_minor, funding_minor
+            FROM positions
+            UNION ALL
+            SELECT journal, inst, recv_ns, 1, NULL, time, mid2_ticks, NULL, NULL, NULL, NULL, NULL
+            FROM s),
         j AS (
-            SELECT s.journal, s.inst, s.time, s.mid2_ticks,
-                   coalesce(p.position_lots, 0) AS position_lots,
-                   coalesce(p.cost_minor, 0) AS cost_minor,
-                   coalesce(p.realized_minor, 0) AS realized_minor,
-                   coalesce(p.fees_minor, 0) AS fees_minor,
-                   coalesce(p.funding_minor, 0) AS funding_minor
-            FROM s ASOF LEFT JOIN positions p
-              ON s.journal = p.journal AND s.inst = p.inst AND s.recv_ns >= p.recv_ns)
+            SELECT journal, inst, k, time, mid2_ticks,
+                   coalesce(last_value(position_lots IGNORE NULLS) OVER w, 0) AS position_lots,
+                   coalesce(last_value(cost_minor IGNORE NULLS) OVER w, 0) AS cost_minor,
+                   coalesce(last_value(realized_minor IGNORE NULLS) OVER w, 0) AS realized_minor,
+                   coalesce(last_value(fees_minor IGNORE NULLS) OVER w, 0) AS fees_minor,
+                   coalesce(last_value(funding_minor IGNORE NULLS) OVER w, 0) AS funding_minor
+            FROM ev
+            WINDOW w AS (PARTITION BY journal, inst ORDER BY recv_ns, k, seq
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
         SELECT j.journal, j.inst, j.time, j.mid2_ticks * i.tick / 2 AS mid,
                j.position_lots * i.step AS position,
                j.realized_minor * {_M} AS realized_pnl,
@@ -101,7 +130,7 @@ VIEWS: dict[str, str] = {
                (2 * (j.realized_minor - j.fees_minor + j.funding_minor)
                 + j.position_lots * j.mid2_ticks * i.minor_per_ticklot - 2 * j.cost_minor)::HUGEINT
                    * {_HALF} AS net_pnl
-        FROM j JOIN instruments i USING (journal, inst)""",
+        FROM j JOIN instruments i USING (journal, inst) WHERE j.k = 1""",
     "pnl_by_hour": f"""
         WITH e AS (
             SELECT journal, inst, date_trunc('hour', time) AS hour, arg_max(net_pnl, time) AS equity,
@@ -132,8 +161,8 @@ VIEWS: dict[str, str] = {
                    f.recv_ns + h.horizon_s::BIGINT * 1000000000 AS at_ns
             FROM fills f, h),
         m AS (
-            SELECT q.*, b.bid_ticks + b.ask_ticks AS mid2_ticks
-            FROM q ASOF LEFT JOIN book_top b
+            SELECT q.*, b.mid2_ticks
+            FROM q ASOF LEFT JOIN mids b
               ON q.journal = b.journal AND q.inst = b.inst AND q.at_ns >= b.recv_ns),
         w AS (
             SELECT m.journal, m.inst, m.seq,
@@ -196,19 +225,29 @@ VIEWS: dict[str, str] = {
                    / any_value(l.last_recv_ns - l.first_recv_ns) AS uptime
         FROM run r JOIN last_mid l USING (journal, inst) GROUP BY ALL ORDER BY ALL""",
     "grid_slot_pnl": f"""
-        SELECT f.journal, f.inst, f.slot, count(*) AS fills,
-               count(*) FILTER (f.side = 1) AS buys, count(*) FILTER (f.side = -1) AS sells,
-               sum(f.side * f.qty_lots) * any_value(i.step) AS open_qty,
-               -sum(f.side * f.notional_minor) * {_M} AS cash_flow,
-               sum(f.fee_minor) * {_M} AS fees,
-               (sum(f.side * f.qty_lots) * any_value(l.mid2_ticks * i.minor_per_ticklot))::HUGEINT
-                   * {_HALF} AS open_value,
-               (2 * (-sum(f.side * f.notional_minor) - sum(f.fee_minor))
-                + sum(f.side * f.qty_lots) * any_value(l.mid2_ticks * i.minor_per_ticklot))::HUGEINT
-                   * {_HALF} AS pnl
-        FROM fills f JOIN instruments i USING (journal, inst)
-        LEFT JOIN last_mid l USING (journal, inst)
-        WHERE f.slot IS NOT NULL GROUP BY ALL ORDER BY f.journal, f.inst, f.slot""",
+        WITH g AS (
+            SELECT f.journal, f.inst, f.slot, count(*) AS fills,
+                   count(*) FILTER (f.side = 1) AS buys, count(*) FILTER (f.side = -1) AS sells,
+                   sum(f.side * f.qty_lots) AS open_lots,
+                   -sum(f.side * f.notional_minor) AS cash_minor, sum(f.fee_minor) AS fees_minor,
+                   any_value(f.tag) AS tag
+            FROM fills f WHERE f.slot IS NOT NULL GROUP BY ALL),
+        v AS (
+            SELECT g.*, i.step, i.tick,
+                   -- marked at the last price (mid, else last trade, else last candle's close);
+                   -- a flat slot is worth nothing whatever the price
+                   CASE WHEN g.open_lots = 0 THEN 0
+                        ELSE (g.open_lots * p.price2_ticks * i.minor_per_ticklot)::HUGEINT
+                   END AS open_half_minor
+            FROM g JOIN instruments i USING (journal, inst)
+            LEFT JOIN last_price p USING (journal, inst))
+        SELECT journal, inst, slot,
+               CASE WHEN tag LIKE 'g:%' THEN TRY_CAST(slot AS BIGINT) * tick END AS slot_price,
+               fills, buys, sells, open_lots * step AS open_qty,
+               cash_minor * {_M} AS cash_flow, fees_minor * {_M} AS fees,
+               open_half_minor * {_HALF} AS open_value,
+               (2 * (cash_minor - fees_minor) + open_half_minor)::HUGEINT * {_HALF} AS pnl
+        FROM v ORDER BY journal, inst, slot_price, slot""",
     "passive_fill_rate": """
         SELECT journal, inst, CASE side WHEN 1 THEN 'BUY' ELSE 'SELL' END AS side, tif,
                count(*) AS orders, count(*) FILTER (fills > 0) AS filled_orders,
