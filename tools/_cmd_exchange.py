@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import click
@@ -145,15 +146,28 @@ def exchange(
 
     problems: list[str] = []
 
+    async def stop_on_signal(nursery: trio.Nursery) -> None:
+        # SIGTERM or SIGHUP unwinds the server (as Ctrl-C does), so its journal is closed
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+            async for _ in signals:
+                stopped.append(True)
+                nursery.cancel_scope.cancel()
+                return
+
+    stopped: list[bool] = []
+
     async def run() -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_on_signal, nursery)
             try:
                 ex: ExchangeServer = await nursery.start(serve_exchange, config)
             except ValueError as e:
                 problems.append(str(e))
+                nursery.cancel_scope.cancel()
                 return
             except OSError as e:
                 problems.append(f"cannot listen on 127.0.0.1:{port}: {e.strerror} (try --port 0)")
+                nursery.cancel_scope.cancel()
                 return
             console.print(
                 f"[bold green]local exchange[/] on [bold]http://127.0.0.1:{ex.port}[/] and "
@@ -187,5 +201,10 @@ def exchange(
         trio.run(run)
     except KeyboardInterrupt:
         console.print("local exchange stopped")
+    else:
+        if stopped:
+            console.print(
+                "local exchange stopped" + (f"; journal closed: {journal}" if journal else "")
+            )
     if problems:
         fail(problems[0])

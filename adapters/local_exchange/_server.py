@@ -63,6 +63,8 @@ __all__ = [
 
 _MS = 1_000_000
 _S = 1_000_000_000
+#: how often the exchange's own journal is committed (written and synced), in seconds
+_COMMIT_S = 0.1
 
 #: the local exchange's default credentials: public test values, not secrets
 DEFAULT_API_KEY = "replaymm-local-key"
@@ -255,11 +257,14 @@ class ExchangeServer:
                 await trio.lowlevel.checkpoint()
 
     async def _timers(self) -> None:
+        last_commit = trio.current_time()
         while True:
             await trio.sleep(0.01)
             self.core.on_timer(self.now())
             self._flush()
-            if self._writer is not None and self.stats["market_events"] % 16 == 0:
+            # the journal's tail reaches the disk on time, market or no market
+            if self._writer is not None and trio.current_time() - last_commit >= _COMMIT_S:
+                last_commit = trio.current_time()
                 self._writer.commit()
 
     # ------------------------------------------------------------------------------------
