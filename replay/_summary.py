@@ -17,6 +17,7 @@ net = spread capture + inventory PnL - fees + funding = realized + unrealized - 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
@@ -49,7 +50,7 @@ class InstrumentSummary(msgspec.Struct):
     spread_capture: Decimal
     inventory_pnl: Decimal
     realized_pnl: Decimal  # before fees
-    unrealized_pnl: Decimal  # at the last mid
+    unrealized_pnl: Decimal  # at the last mid (last trade / candle close without a book)
     fees: Decimal  # positive = paid
     funding: Decimal  # positive = received
     net_pnl: Decimal
@@ -112,8 +113,11 @@ class _Acc:
 class RunStats:
     """Feed it every delivered event (after the step); ask ``summary()`` at the end."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, last_price: Callable[[int], int] | None = None) -> None:
         self.engine = engine
+        #: the last traded price (ticks) of an instrument, for marking the position when there
+        #: is no book (candle-only data); the backtest passes the simulator's
+        self.last_price = last_price
         self.acc: dict[int, _Acc] = {}
         self.rejects: dict[int, int] = {}
         self.funding_events = 0
@@ -168,16 +172,24 @@ class RunStats:
         self.inventory_path.append((t, ev.inst, pos))
         self._equity(ev.inst)
 
+    def _mark2(self, inst: int) -> int:
+        """Twice the price the position is marked at: the mid, else the last trade or candle
+        close (0 when neither is known)."""
+        top = self.engine.state.tops.get(inst)
+        if top is not None and top.valid:
+            return top.mid2()
+        return 2 * self.last_price(inst) if self.last_price is not None else 0
+
     def _equity(self, inst: int) -> None:
         st = self.engine.state
         ins = st.instruments.get(inst)
-        top = st.tops.get(inst)
-        if ins is None or top is None or not top.valid:
+        mark2 = self._mark2(inst)
+        if ins is None or not mark2:
             return
         pos = st.position(inst)
         k = ins.minor_per_ticklot
         # x2 to stay in integers at half-tick mids
-        equity2 = (2 * pos.realized + pos.qty * top.mid2() - 2 * pos.cost) * k + 2 * (
+        equity2 = (2 * pos.realized + pos.qty * mark2 - 2 * pos.cost) * k + 2 * (
             pos.funding - pos.fees
         )
         a = self._acc(inst)
@@ -196,8 +208,7 @@ class RunStats:
             self._equity(inst)
             a = self._acc(inst)
             k = instrument.minor_per_ticklot
-            top = st.tops[inst]
-            mid2 = top.mid2() if top.valid else 0
+            mid2 = self._mark2(inst)
             unreal2 = (pos.qty * mid2 - 2 * pos.cost) if mid2 else 0
             realized = _money(pos.realized * k)
             unrealized = _money(unreal2 * k / 2)
