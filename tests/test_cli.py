@@ -16,9 +16,17 @@ def run(*args: str, code: int = 0) -> str:
 
 
 def test_demo(tmp_path):
-    out = run("demo", "--out", tmp_path, "--seconds", "10")
-    assert "identical" in out and "replaymm replay" in out
-    assert (tmp_path / "backtest" / "segment-000000.rmj").exists()
+    """The grid live against the in-process local exchange: clean stop, SQL, verify."""
+    out = run("demo", "--out", tmp_path, "--seconds", "8")
+    assert "stopped (ran 8 s)" in out and "orders sent" in out, out
+    assert "0 orders left open on the exchange" in out, out
+    assert "FROM fills" in out and "net_pnl" in out, out
+    assert "replay --verify: identical" in out, out
+    assert f"live runtime -> {tmp_path / 'live'}" in out
+    assert (tmp_path / "live" / "segment-000000.rmj").exists()
+    assert (tmp_path / "exchange" / "segment-000000.rmj").exists()
+    # a second run replaces the demo's own journals (a fresh session, not a resume)
+    assert "stopped (ran 1 s)" in run("demo", "--out", tmp_path, "--seconds", "1")
 
 
 def test_import_backtest_verify_show_check(tmp_path):
@@ -44,20 +52,22 @@ def test_import_backtest_verify_show_check(tmp_path):
 
 
 def test_journal_check_pinpoints_a_flipped_byte_and_repair_recovers_a_cut(tmp_path):
-    run("demo", "--out", tmp_path / "d", "--seconds", "5")
-    seg = tmp_path / "d" / "backtest" / "segment-000000.rmj"
+    from tools.demo import write_synthetic_journal
+
+    write_synthetic_journal(tmp_path / "d", seconds=5, seed=7)
+    seg = tmp_path / "d" / "segment-000000.rmj"
     data = bytearray(seg.read_bytes())
     data[50_000] ^= 0x01
     seg.write_bytes(bytes(data))
-    out = run("journal", "check", tmp_path / "d" / "backtest", code=1)
+    out = run("journal", "check", tmp_path / "d", code=1)
     assert "CORRUPT" in out and "segment-000000.rmj at byte" in out
     data[50_000] ^= 0x01
     seg.write_bytes(bytes(data[:-7]))  # a crash in the middle of the last write
-    out = run("journal", "check", tmp_path / "d" / "backtest", code=3)
+    out = run("journal", "check", tmp_path / "d", code=3)
     assert "TORN TAIL" in out
-    out = run("journal", "repair", tmp_path / "d" / "backtest")
+    out = run("journal", "repair", tmp_path / "d")
     assert "repaired" in out and ".cut-" in out
-    assert "ok" in run("journal", "check", tmp_path / "d" / "backtest")
+    assert "ok" in run("journal", "check", tmp_path / "d")
 
 
 @pytest.mark.parametrize(
@@ -83,7 +93,9 @@ def test_journal_check_pinpoints_a_flipped_byte_and_repair_recovers_a_cut(tmp_pa
 def test_bad_config_is_one_clear_line(tmp_path, yaml, message):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml)
-    run("demo", "--out", tmp_path / "d", "--seconds", "2")
+    from tools.demo import write_synthetic_journal
+
+    write_synthetic_journal(tmp_path / "d" / "market", seconds=2, seed=7)
     result = CliRunner().invoke(
         main,
         [
@@ -104,7 +116,9 @@ def test_bad_config_is_one_clear_line(tmp_path, yaml, message):
 def test_other_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(main, ["replay", str(tmp_path), "--verify"])
     assert result.exit_code == 2 and "no journal segments" in result.output
-    run("demo", "--out", tmp_path / "d", "--seconds", "2")
+    from tools.demo import write_synthetic_journal
+
+    write_synthetic_journal(tmp_path / "d" / "market", seconds=2, seed=7)
     result = CliRunner().invoke(main, ["replay", str(tmp_path / "d" / "market"), "--verify"])
     assert result.exit_code == 2 and "nothing ran on it" in result.output
     result = CliRunner().invoke(

@@ -31,19 +31,21 @@ __all__ = ["main"]
 @click.option(
     "--seconds",
     type=click.FloatRange(1, 3600),
-    default=60,
+    default=45,
     show_default=True,
-    help="Length of the synthetic market session.",
+    help="How long the grid trades before the clean stop.",
 )
 @click.option(
-    "--seed", type=int, default=7, show_default=True, help="Seed of the synthetic market."
+    "--seed", type=int, default=5, show_default=True, help="Seed of the synthetic market."
 )
 def demo(out: Path, seconds: float, seed: int) -> None:
-    """Run the embedded default: a synthetic market and a strategy, no keys, no network.
+    """Run the embedded default: the grid live against the local exchange, no keys, no network.
 
-    Generates a seeded synthetic BTCUSDT market (its statistics measured on a real Binance
-    session), runs the simple quoter on it through the simulated exchange, verifies the
-    result replays bit for bit and prints what happened and where the journals are.
+    Starts the local exchange (a seeded synthetic BTCUSDT market) in-process on 127.0.0.1,
+    runs configs/grid-btcusdt.yaml live against it through the same adapter and runtime as
+    `replaymm run` with a live status line, stops cleanly (orders cancelled), prints the
+    summary and a SQL result from the journal, verifies it replays bit for bit and says
+    where the journals are.
     """
     from .demo import run_demo
 
