@@ -11,6 +11,11 @@ x=CANCELED                              ``OrderCanceled``
 x=EXPIRED (X=EXPIRED / EXPIRED_IN_MATCH)``OrderExpired`` with Binance's ``er`` reason
 x=AMENDMENT                             ``OrderAmended`` (new ``p`` / ``q``)
 ``ACCOUNT_UPDATE``                      ``AccountUpdated`` (new totals, not deltas)
+m=FUNDING_FEE with a ``P`` row          also ``FundingSettled`` per such row (isolated margin:
+                                        the one position that paid), amount = the margin
+                                        asset's ``bc``; cross margin sends ``B`` only — no
+                                        symbol, so no ``FundingSettled`` (``/fapi/v1/income``
+                                        has it per symbol: ``funding_from_income``)
 ``TRADE_LITE``                          nothing: it has no fee and no cumulative quantity,
                                         and the ``ORDER_TRADE_UPDATE`` of the same trade id
                                         would then be dropped as a duplicate, losing the fee
@@ -35,6 +40,7 @@ from engine import (
     AccountUpdated,
     BalanceRow,
     Event,
+    FundingSettled,
     Instrument,
     InstrumentLoaded,
     OpenOrderRow,
@@ -108,6 +114,7 @@ class _Bal(msgspec.Struct):
     a: str
     wb: str
     cw: str = ""
+    bc: str = "0"  # balance change excluding PnL and commission: the funding, for FUNDING_FEE
 
 
 class _Pos(msgspec.Struct):
@@ -127,6 +134,16 @@ class _AccountUpdate(msgspec.Struct):
     a: _AccBody
     E: int = 0
     T: int = 0
+
+
+class _Income(msgspec.Struct):
+    """One ``GET /fapi/v1/income`` row."""
+
+    symbol: str = ""
+    incomeType: str = ""
+    income: str = "0"
+    asset: str = ""
+    time: int = 0
 
 
 class _Kind(msgspec.Struct):
@@ -216,6 +233,7 @@ class UserParser:
         self._trades = msgspec.json.Decoder(list[TradeRow], strict=False)
         self._positions = msgspec.json.Decoder(list[_PositionRisk], strict=False)
         self._balances = msgspec.json.Decoder(list[_Balance], strict=False)
+        self._income = msgspec.json.Decoder(list[_Income], strict=False)
         #: messages not turned into events, by kind ("TRADE_LITE", "other_symbol", ...)
         self.skipped: dict[str, int] = {}
         for spec in instruments or ():
@@ -248,8 +266,12 @@ class UserParser:
         if kind == "ORDER_TRADE_UPDATE":
             return self._on_order_update(self._order_update.decode(raw))
         if kind == "ACCOUNT_UPDATE":
-            ev = self._on_account_update(self._account_update.decode(raw))
-            return [ev] if ev is not None else []
+            msg = self._account_update.decode(raw)
+            ev = self._on_account_update(msg)
+            out: list[Event] = [ev] if ev is not None else []
+            if msg.a.m == "FUNDING_FEE":
+                out += self._funding(msg)
+            return out
         if kind == "listenKeyExpired":
             return LISTEN_KEY_EXPIRED
         self._skip(kind or "no_event_type")
@@ -321,6 +343,56 @@ class UserParser:
                 continue
             positions.append(_position_row(ins, p.pa, p.ep))
         return AccountUpdated((msg.T or msg.E) * _MS, msg.a.m, balances, positions)
+
+    def _funding(self, msg: _AccountUpdate) -> list[Event]:
+        """``FundingSettled`` for each position row of a FUNDING_FEE update whose symbol is ours.
+
+        Binance (ref/binance.md §4.4): cross positions settle with ``B`` only (the symbol is
+        unknown: nothing here, the ``AccountUpdated`` still carries the new balance); an
+        isolated position comes with its ``P`` row, and the asset's ``bc`` is what it paid.
+        A row is credited only when it alone can explain that ``bc`` (one row per margin
+        asset; a symbol we do not trade could share it): never a guess.
+        """
+        if not msg.a.P:
+            self._skip("funding_cross")
+            return []
+        change = {b.a: decimal_to_scaled(b.bc, _QUOTE_DECIMALS) for b in msg.a.B if b.bc}
+        ts = (msg.T or msg.E) * _MS
+        out: list[Event] = []
+        for p in msg.a.P:
+            ins = self._by_symbol.get(p.s)
+            if ins is None or p.ps not in ("BOTH", ""):
+                self._skip("other_symbol")
+                continue
+            asset = ins.spec.margin_asset
+            amount = change.get(asset)
+            sharing = [
+                q
+                for q in msg.a.P
+                if q is not p
+                and ((o := self._by_symbol.get(q.s)) is None or o.spec.margin_asset == asset)
+            ]
+            if amount is None or sharing:
+                self._skip("funding_unattributed")
+                continue
+            qty = _position_row(ins, p.pa, p.ep).qty
+            out.append(FundingSettled(ins.inst, ts, qty, 0, 0, amount, asset))
+        return out
+
+    def funding_from_income(self, body: bytes | str) -> list[FundingSettled]:
+        """``GET /fapi/v1/income?incomeType=FUNDING_FEE`` rows of our symbols -> events.
+
+        The income row names the symbol, so cross-margin funding can be attributed; position,
+        mark and rate are not in it (0 = unknown).
+        """
+        out = []
+        for r in self._income.decode(body):
+            ins = self._by_symbol.get(r.symbol)
+            if r.incomeType != "FUNDING_FEE" or ins is None:
+                continue
+            amount = decimal_to_scaled(r.income, _QUOTE_DECIMALS)
+            out.append(FundingSettled(ins.inst, r.time * _MS, 0, 0, 0, amount, r.asset))
+        return out
 
     # -- REST answers --------------------------------------------------------------------
 
