@@ -51,12 +51,17 @@ PRODUCED = {
     "nautilus_py_futures/http_futures_account_position_side_dual.json": "positionSide.dual",
     "nautilus_py_futures/http_futures_account_symbol_config.json": "symbolConfig",
     "nautilus_py_futures/ws_futures_book_ticker.json": "ws.bookTicker",
-    "nautilus_py_futures/ws_futures_depth_update.json": "ws.depthUpdate",
+    "nautilus_py_futures/ws_futures_depth_update.json": "ws.depth5",  # partial book depth
     "nautilus_py_futures/ws_futures_depth_diff_update.json": "ws.depthUpdate",
     "nautilus_py_futures/ws_futures_trade_lite.json": "ws.TRADE_LITE",
     "nautilus_py_futures/ws_futures_order_update_new_price_match.json": "ws.OTU.NEW",
     "nautilus_py_futures/ws_futures_order_update_new_reduce_only_qty.json": "ws.OTU.NEW",
     "nautilus_py_futures/ws_futures_order_update_trade_reduce_only_qty.json": "ws.OTU.TRADE",
+    "nautilus_py_futures/http_futures_market_klines.json": "klines",
+    "nautilus_py_futures/http_futures_market_agg_trades.json": "aggTrades",
+    "nautilus_py_futures/http_futures_market_trades.json": "trades",
+    "nautilus_py_futures/http_futures_market_ticker_24hr.json": "ticker24hr",
+    "nautilus_py_futures/http_futures_market_funding_rate.json": "fundingRate",
 }
 
 #: fixture files for things the local exchange does not produce, with the reason
@@ -73,18 +78,13 @@ NOT_PRODUCED = {
     "nautilus_py_futures/ws_futures_order_update_liquidation_zero_qty.json": "no liquidation engine",
     "nautilus_py_futures/ws_futures_order_update_settlement.json": "no delivery/delisting",
     "nautilus_py_futures/ws_futures_ticker_24hr.json": "24hr ticker stream not served",
-    "nautilus_py_futures/http_futures_market_agg_trades.json": "REST aggTrades not served",
-    "nautilus_py_futures/http_futures_market_trades.json": "REST trades not served",
     "nautilus_py_futures/http_futures_market_historical_trades.json": "REST historicalTrades not served",
-    "nautilus_py_futures/http_futures_market_klines.json": "REST klines not served (kline stream is)",
-    "nautilus_py_futures/http_futures_market_continuous_klines.json": "REST klines not served",
+    "nautilus_py_futures/http_futures_market_continuous_klines.json": "continuous klines not served",
     "nautilus_py_futures/http_futures_market_mark_price_klines.json": "REST klines not served",
     "nautilus_py_futures/http_futures_market_index_price_klines.json": "REST klines not served",
     "nautilus_py_futures/http_futures_market_blvt_nav_kline.json": "BLVT not served",
-    "nautilus_py_futures/http_futures_market_funding_rate.json": "funding history not served",
     "nautilus_py_futures/http_futures_market_open_interest.json": "open interest not served",
     "nautilus_py_futures/http_futures_market_open_interest_historical.json": "open interest not served",
-    "nautilus_py_futures/http_futures_market_ticker_24hr.json": "24hr ticker not served",
     "nautilus_py_futures/http_futures_market_ticker_price.json": "ticker price not served",
     "nautilus_py_futures/http_futures_market_global_long_short_account_ratio.json": "ratios not served",
     "nautilus_py_futures/http_futures_market_top_long_short_account_ratio.json": "ratios not served",
@@ -130,6 +130,7 @@ EXTRA = {
     "positionRisk.v2": {"breakEvenPrice", "notional", "isolatedWallet"},
     "account.v2": set(),
     "userTrades": set(),
+    "fundingRate": {"markPrice"},  # added 2024 (ref/binance.md §8.2)
 }
 #: nested paths whose fixture value is [] (nothing to compare the element shape against)
 _OK_EMPTY = {"positions", "underlyingSubType", "exchangeFilters"}
@@ -172,6 +173,12 @@ def _diff(fix: Any, ours: Any, kind: str, path: str, ccxt: bool, problems: list[
                 problems.append(f"{path}.{k}: ours only (not documented as an addition)")
         for k in fix.keys() & ours.keys():
             _diff(fix[k], ours[k], kind, f"{path}.{k}", ccxt, problems)
+    elif tf == "list" and fix and len({_type(x) for x in fix}) > 1:
+        # a row of mixed scalars (a kline): compared position by position
+        if len(fix) != len(ours):
+            problems.append(f"{path}: {len(fix)} fields in the fixture, {len(ours)} in ours")
+        for i, (a, b) in enumerate(zip(fix, ours, strict=False)):
+            _diff(a, b, kind, f"{path}[{i}]", ccxt, problems)
     elif tf == "list":
         if not fix or not ours:
             if fix and path.rsplit(".", 1)[-1] not in _OK_EMPTY:
@@ -237,14 +244,28 @@ async def _collect() -> dict[str, Any]:
             out["positionRisk.v2"] = await c.ok("GET", "/fapi/v2/positionRisk", s)
             out["positionRisk.v3"] = await c.ok("GET", "/fapi/v3/positionRisk", s)
             out["account.v2"] = await c.ok("GET", "/fapi/v2/account")
+            out["klines"] = await c.ok(
+                "GET", "/fapi/v1/klines", {**s, "interval": "1m"}, signed=False
+            )
+            out["aggTrades"] = await c.ok("GET", "/fapi/v1/aggTrades", s, signed=False)
+            out["trades"] = await c.ok("GET", "/fapi/v1/trades", s, signed=False)
+            out["ticker24hr"] = await c.ok("GET", "/fapi/v1/ticker/24hr", s, signed=False)
+            await mws.send_message('{"method":"SUBSCRIBE","params":["btcusdt@depth5"],"id":1}')
+            assert (await recv_json(mws))["id"] == 1
             c.ex.pump(2000)
             got: dict[str, Any] = {}
-            while len(got) < 2:
+            while len(got) < 3:
                 m = await recv_json(mws)
-                got.setdefault(m["e"], m)
+                key = m["e"] if m["e"] != "depthUpdate" or len(m["b"]) != 5 else "depth5"
+                got.setdefault(key, m)
             out["ws.bookTicker"] = got["bookTicker"]
             out["ws.depthUpdate"] = got["depthUpdate"]
+            out["ws.depth5"] = got["depth5"]
             del ask
+        # to the first funding time (streams closed: they would fall behind and be cut)
+        while not c.ex.core.history.funding(0):
+            assert c.ex.pump(1000), "the market ended before a funding time"
+        out["fundingRate"] = await c.ok("GET", "/fapi/v1/fundingRate", s, signed=False)
     return out
 
 

@@ -1,6 +1,6 @@
 """Account views: margin arithmetic over the simulator's wallets and positions (the simulator
 holds the money), and the account endpoints (positionRisk, account, balance, leverage,
-margin type, position mode, symbol config)."""
+margin type, position mode, symbol config, income)."""
 
 from __future__ import annotations
 
@@ -385,6 +385,42 @@ class AccountMixin(ExchangeState):
             raise ApiError(-4068, "Position side cannot be changed if there exists position.")
         self.sim.config.hedge_mode = want == "true"
         return {"code": 200, "msg": "success"}
+
+    def _h_income(self, p: dict[str, str], now: int) -> Any:
+        """Realized PnL, commissions and funding, oldest first (default: the last 7 days)."""
+        ins = self._ins(p) if p.get("symbol") else None
+        kind = p.get("incomeType")
+        limit = _int(p, "limit", 100)
+        page = _int(p, "page", 1)
+        if not 1 <= limit <= 1000:
+            raise ApiError(-1130, "Data sent for parameter 'limit' is not valid.")
+        if page < 1:
+            raise ApiError(-1130, "Data sent for parameter 'page' is not valid.")
+        start = _int(p, "startTime", 0)
+        end = _int(p, "endTime", 0)
+        if not start and not end:
+            start = now // _MS - 7 * 86_400_000
+        rows = [
+            r
+            for r in self.income
+            if (ins is None or r.inst == ins.inst)
+            and (not kind or r.kind == kind)
+            and (not start or r.time_ms >= start)
+            and (not end or r.time_ms <= end)
+        ]
+        return [
+            {
+                "symbol": self.by_inst[r.inst].symbol,
+                "incomeType": r.kind,
+                "income": wire.money_text(r.amount),
+                "asset": r.asset,
+                "info": r.kind if r.kind != "COMMISSION" else "",
+                "time": r.time_ms,
+                "tranId": r.tran_id,
+                "tradeId": r.trade_id,
+            }
+            for r in rows[(page - 1) * limit : page * limit]
+        ]
 
     def _h_rate_limit_order(self, p: dict[str, str], now: int) -> Any:
         return [r for r in self._ws_limits() if r["rateLimitType"] == "ORDERS"]

@@ -28,6 +28,7 @@ and trade records, ``_params.py`` the error type and parameter parsing.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,7 @@ import msgspec
 
 from engine import (
     BookDeltaReceived,
+    BookSnapshotReceived,
     CancelAllOrders,
     Event,
     Instrument,
@@ -53,17 +55,34 @@ from . import _wire as wire
 from ._account import AccountMixin
 from ._auth import AuthError, check_signed, check_timestamp, sign, ws_payload
 from ._faults import Faults, OrderFault
+from ._history import MarketHistory
 from ._market_rest import MarketRestMixin
 from ._orders import OrderEntryMixin
 from ._params import ApiError, Response, _int, _missing, _params, _ws_text
-from ._records import OrderRec, TradeRec
-from ._routes import ORDER_ENDPOINTS, ROUTES, WS_METHODS, depth_weight
+from ._records import IncomeRow, OrderRec, TradeRec
+from ._routes import ORDER_ENDPOINTS, ROUTES, WS_METHODS, depth_weight, klines_weight
 from ._user_stream import UserStreamMixin
 
 __all__ = ["ApiError", "LocalExchange", "OrderRec", "Response"]
 
 _MS = 1_000_000
 _S = 1_000_000_000
+
+#: partial depth push intervals (ms) by suffix: ``@depth5`` is 250 ms, as Binance
+_PARTIAL_SPEEDS = {"": 250, "100ms": 100, "250ms": 250, "500ms": 500}
+
+
+class _Partial:
+    """Throttle state of one partial depth stream."""
+
+    __slots__ = ("every", "first", "last_ms", "last_u", "levels")
+
+    def __init__(self, levels: int, every: int) -> None:
+        self.levels = levels
+        self.every = every
+        self.first = -1  # U of the next message: the first change folded into it
+        self.last_u = -1
+        self.last_ms = -(10**15)
 
 
 class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMixin):
@@ -113,6 +132,11 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
         self.user_out: list[dict[str, Any]] = []
         self.market_out: list[tuple[str, str, dict[str, Any]]] = []
         self.klines: dict[int, dict[str, wire.Kline]] = {}
+        #: inst -> partial depth stream kind ("depth5@100ms") -> its throttle state
+        self.partial_depth: dict[int, dict[str, _Partial]] = {}
+        self.history = MarketHistory()
+        self.income: list[IncomeRow] = []
+        self.next_tran_id = 1
         self._mark3_ms: dict[int, int] = {}
         self.stats: dict[str, int] = {"requests": 0, "errors": 0, "market_events": 0}
 
@@ -131,6 +155,45 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
         self.klines.setdefault(ins.inst, {}).setdefault(interval, wire.Kline(interval))
         return True
 
+    def want_depth(self, symbol: str, kind: str) -> bool:
+        """Start building ``<symbol>@depth<N>[@100ms|@500ms]`` (``kind`` without the symbol)."""
+        ins = self.by_symbol.get(symbol.upper())
+        levels, _, speed = kind.removeprefix("depth").partition("@")
+        every = _PARTIAL_SPEEDS.get(speed)
+        if ins is None or levels not in ("5", "10", "20") or every is None:
+            return False
+        self.partial_depth.setdefault(ins.inst, {}).setdefault(kind, _Partial(int(levels), every))
+        return True
+
+    def _partials(self, ins: Instrument, first: int, final: int, prev: int, ms: int) -> None:
+        """The partial depth streams due after a book change (top N levels, Binance's
+        futures shape: U/u span the changes folded in, pu is the last message's u)."""
+        m = self.sim.markets[ins.inst]
+        sym = ins.symbol.lower()
+        for kind, st in self.partial_depth[ins.inst].items():
+            if final <= st.last_u:  # e.g. a snapshot of the book already sent
+                continue
+            if st.first < 0:
+                st.first = first
+            if ms - st.last_ms < st.every:
+                continue
+            bids = heapq.nlargest(st.levels, (p for p, q in m.bids.items() if q))
+            asks = heapq.nsmallest(st.levels, (p for p, q in m.asks.items() if q))
+            pt, qt = ins.price_text, ins.qty_text
+            msg = {
+                "e": "depthUpdate",
+                "E": ms,
+                "T": ms,
+                "s": ins.symbol,
+                "U": st.first,
+                "u": final,
+                "pu": st.last_u if st.last_u >= 0 else prev,
+                "b": [[pt(p), qt(m.bids[p])] for p in bids],
+                "a": [[pt(p), qt(m.asks[p])] for p in asks],
+            }
+            self.market_out.append((sym, kind, msg))
+            st.first, st.last_u, st.last_ms = -1, final, ms
+
     def on_market(self, now: int, ev: Event) -> None:
         """The market moved (``ev`` already stamped in exchange time): match, publish."""
         self.stats["market_events"] += 1
@@ -139,20 +202,38 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
         if type(ev) is InstrumentLoaded and ev.symbol not in self.by_symbol:
             self._add(ev)
             self.shadow[ev.inst] = Position(ev.inst)
-        answers = self.sim.apply_market(now, ev)
         kind = type(ev)
+        if kind is MarkPriceUpdated:
+            # the funding time passed: the simulator settles it on this event (its rule)
+            m = self.sim.markets.get(ev.inst)
+            if m is not None and m.next_funding_ns and ev.ts_ns >= m.next_funding_ns:
+                self.history.on_funding(ev.inst, m.next_funding_ns, m.funding_rate, ev.mark_e8)
+        answers = self.sim.apply_market(now, ev)
         out = self.market_out
         if kind is TopOfBookUpdated:
             ins = self.by_inst[ev.inst]
             out.append((ins.symbol.lower(), "bookTicker", wire.book_ticker(ins, ev)))
         elif kind is BookDeltaReceived:
+            ins = self.by_inst[ev.inst]
             if not self.faults.take_depth_gap():
-                ins = self.by_inst[ev.inst]
                 out.append((ins.symbol.lower(), "depth", wire.depth_update(ins, ev)))
+            if ev.inst in self.partial_depth:
+                self._partials(
+                    ins,
+                    ev.first_update_id,
+                    ev.final_update_id,
+                    ev.prev_final_update_id,
+                    ev.ts_ns // _MS,
+                )
+        elif kind is BookSnapshotReceived:
+            if ev.inst in self.partial_depth:
+                u = ev.last_update_id
+                self._partials(self.by_inst[ev.inst], u, u, u, ev.ts_ns // _MS)
         elif kind is TradePrinted:
             ins = self.by_inst[ev.inst]
             sym = ins.symbol.lower()
             trade, agg = wire.trade_messages(ins, ev)
+            self.history.on_trade(ins, ev)
             out.append((sym, "trade", trade))
             out.append((sym, "aggTrade", agg))
             for interval, k in self.klines.get(ev.inst, {}).items():
@@ -169,6 +250,7 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
                 out.append((sym, "markPrice", msg))
         elif kind is KlineUpdated:
             ins = self.by_inst[ev.inst]
+            self.history.on_kline(ev)
             out.append((ins.symbol.lower(), "kline_" + ev.interval, wire.kline_from_event(ins, ev)))
         if answers:
             self._absorb(now, answers)
@@ -309,8 +391,10 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
     def _weight(self, name: str, params: dict[str, str]) -> int:
         if name == "depth":
             return depth_weight(_int(params, "limit", 500))
-        if name == "open_orders":
+        if name in ("open_orders", "ticker_24hr"):
             return 1 if params.get("symbol") else 40
+        if name == "klines":
+            return klines_weight(_int(params, "limit", 500))
         return 1
 
     def _check_key(self, security: str, api_key: str | None) -> None:

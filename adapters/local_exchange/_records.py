@@ -16,7 +16,7 @@ from engine import (
 )
 from engine._units import scaled_to_text
 
-__all__ = ["OrderRec", "TradeRec", "rec_quote"]
+__all__ = ["IncomeRow", "OrderRec", "TradeRec", "rec_quote"]
 
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
 _SIDE_TEXT = {Side.BUY: "BUY", Side.SELL: "SELL"}
@@ -155,7 +155,16 @@ class TradeRec(msgspec.Struct, array_like=True, gc=False):
     maker: bool
 
 
-# (method, path) -> (handler name, security, weight, orders)
+class IncomeRow(msgspec.Struct, array_like=True, gc=False):
+    """One ``/fapi/v1/income`` row: REALIZED_PNL, COMMISSION or FUNDING_FEE."""
+
+    inst: int
+    kind: str
+    amount: int  # minor units, signed (a fee paid is negative)
+    asset: str
+    time_ms: int
+    tran_id: int
+    trade_id: str  # "" for funding
 
 
 def rec_quote(ins: Instrument, minor: int) -> str:

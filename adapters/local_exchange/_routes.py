@@ -3,7 +3,7 @@ order count (ref/binance.md §1.3)."""
 
 from __future__ import annotations
 
-__all__ = ["ORDER_ENDPOINTS", "ROUTES", "WS_METHODS", "depth_weight"]
+__all__ = ["ORDER_ENDPOINTS", "ROUTES", "WS_METHODS", "depth_weight", "klines_weight"]
 
 # (method, path) -> (handler name, security, weight, orders)
 # security: "NONE", "KEY" (API key only), "SIGNED"
@@ -14,6 +14,12 @@ ROUTES: dict[tuple[str, str], tuple[str, str, int, int]] = {
     ("GET", "/fapi/v1/depth"): ("depth", "NONE", -1, 0),
     ("GET", "/fapi/v1/ticker/bookTicker"): ("book_ticker", "NONE", 2, 0),
     ("GET", "/fapi/v1/premiumIndex"): ("premium_index", "NONE", 1, 0),
+    ("GET", "/fapi/v1/klines"): ("klines", "NONE", -1, 0),
+    ("GET", "/fapi/v1/aggTrades"): ("agg_trades", "NONE", 20, 0),
+    ("GET", "/fapi/v1/trades"): ("trades", "NONE", 5, 0),
+    ("GET", "/fapi/v1/ticker/24hr"): ("ticker_24hr", "NONE", -1, 0),
+    ("GET", "/fapi/v1/fundingRate"): ("funding_rate", "NONE", 1, 0),
+    ("GET", "/fapi/v1/income"): ("income", "SIGNED", 30, 0),
     ("POST", "/fapi/v1/order"): ("new_order", "SIGNED", 0, 1),
     ("PUT", "/fapi/v1/order"): ("amend_order", "SIGNED", 0, 1),
     ("DELETE", "/fapi/v1/order"): ("cancel_order", "SIGNED", 1, 0),
@@ -73,3 +79,13 @@ def depth_weight(limit: int) -> int:
     if limit <= 500:
         return 10
     return 20
+
+
+def klines_weight(limit: int) -> int:
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10

@@ -454,6 +454,8 @@ class ExchangeServer:
                     if tail in ("", "@0ms", "@100ms", "@250ms", "@500ms")
                     else "depth" + tail
                 )
+                if kind != "depth":  # partial book depth5/10/20[@100ms|@500ms]
+                    self.core.want_depth(sym, kind)
             elif rest.startswith("kline_"):
                 kind = rest
                 self.core.want_kline(sym, rest[6:])

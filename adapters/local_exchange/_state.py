@@ -15,8 +15,9 @@ from engine import (
 from replay.sim import RateLimiter, SimConfig, SimExchange
 
 from ._faults import Faults
+from ._history import MarketHistory
 from ._params import ApiError, _missing
-from ._records import OrderRec, TradeRec
+from ._records import IncomeRow, OrderRec, TradeRec
 
 __all__ = ["ExchangeState"]
 
@@ -35,6 +36,9 @@ class ExchangeState:
     by_cid: dict[str, int]
     _pending: dict[str, OrderRec]
     trades: list[TradeRec]
+    income: list[IncomeRow]
+    next_tran_id: int
+    history: MarketHistory
     shadow: dict[int, Position]
     fees_paid: dict[int, int]
     countdowns: dict[str, tuple[int, int]]

@@ -19,7 +19,7 @@ from engine import (
 
 from . import _wire as wire
 from ._params import ApiError
-from ._records import _SIDE_TEXT, OrderRec, TradeRec, rec_quote
+from ._records import _SIDE_TEXT, IncomeRow, OrderRec, TradeRec, rec_quote
 from ._state import ExchangeState
 
 __all__ = ["UserStreamMixin"]
@@ -70,7 +70,8 @@ class UserStreamMixin(ExchangeState):
                     rec.update_ms = now // _MS
                     self._order_update(now, rec, "AMENDMENT")
             elif kind is FundingSettled:
-                pass  # the AccountUpdated(FUNDING_FEE) that follows carries it
+                # the AccountUpdated(FUNDING_FEE) that follows carries it to the stream
+                self._income(ev.inst, "FUNDING_FEE", ev.amount, ev.asset, ev.ts_ns // _MS, "")
 
     def _on_fill(self, now: int, ev: OrderFilled) -> None:
         rec = self.orders.get(ev.order_id)
@@ -85,6 +86,11 @@ class UserStreamMixin(ExchangeState):
         rec.status = "FILLED" if ev.cum_qty >= ev.order_qty else "PARTIALLY_FILLED"
         rec.update_ms = now // _MS
         self.fees_paid[ev.inst] = self.fees_paid.get(ev.inst, 0) + ev.fee
+        tid = str(ev.trade_id)
+        if realized:
+            self._income(ev.inst, "REALIZED_PNL", realized, ins.spec.margin_asset, now // _MS, tid)
+        if ev.fee:
+            self._income(ev.inst, "COMMISSION", -ev.fee, ev.fee_asset, now // _MS, tid)
         self.trades.append(
             TradeRec(
                 ev.inst,
@@ -119,6 +125,10 @@ class UserStreamMixin(ExchangeState):
             }
         )
         self._order_update(now, rec, "TRADE", fill=ev, realized=realized)
+
+    def _income(self, inst: int, kind: str, amount: int, asset: str, ms: int, tid: str) -> None:
+        self.income.append(IncomeRow(inst, kind, amount, asset, ms, self.next_tran_id, tid))
+        self.next_tran_id += 1
 
     def _order_update(
         self,
