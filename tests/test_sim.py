@@ -378,3 +378,18 @@ def test_a_funding_time_is_settled_once_even_while_the_stream_still_announces_it
     again = x.apply_market(3, MarkPriceUpdated(0, due + 2, 61800_00000000, 0, 10_000, due))
     assert sum(isinstance(e, FundingSettled) for e in first) == 1
     assert again == []
+
+
+def test_a_batch_counts_5_per_10s_and_1_per_minute_checked_before_counting():
+    from replay.sim._config import RateLimitConfig
+    from replay.sim._ratelimit import RateLimiter
+    from replay.sim._rules import Reject
+
+    lim = RateLimiter(RateLimitConfig(orders_per_10s=300, orders_per_minute=1200))
+    t = 1_000_000_000
+    lim.charge(t, 0, 298, 298)
+    with pytest.raises(Reject) as e:
+        lim.charge(t, 5, 5, 1)  # 298 + 5 > 300: refused, nothing counted
+    assert e.value.code == -1015 and (lim.orders_10s, lim.orders_1m, lim.weight_1m) == (298, 298, 0)
+    lim.charge(t, 5, 2, 1)
+    assert (lim.orders_10s, lim.orders_1m) == (300, 299)

@@ -293,10 +293,9 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
                 "websocket for live updates to avoid bans.",
                 418,
             )
-        # a batch counts 5 on the 10 s ORDERS window, 1 on the 1 min one (ref/binance.md §6)
-        self.limiter.charge(now, weight, 1 if orders else 0)
-        if orders > 1:
-            self.limiter.orders_10s += orders - 1
+        # a batch counts 5 on the 10 s ORDERS window, 1 on the 1 min one (ref/binance.md §6);
+        # both are checked before anything is counted
+        self.limiter.charge(now, weight, orders, 1 if orders else 0)
 
     def _retry_after(self, now: int, r: Reject) -> str:
         if r.http_status == 418:

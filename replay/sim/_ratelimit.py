@@ -69,8 +69,12 @@ class RateLimiter:
         weight, orders = request_cost(intent)
         self.charge(t, weight, orders)
 
-    def charge(self, t: int, weight: int, orders: int) -> None:
-        """Count a request of ``weight`` and ``orders``; raises Reject (429/418) if over a limit."""
+    def charge(self, t: int, weight: int, orders: int, orders_1m: int | None = None) -> None:
+        """Count a request of ``weight`` and ``orders`` (``orders_1m`` on the minute window when
+        it differs: a batch of 5 counts 5 per 10 s but 1 per minute); raises Reject (429/418)
+        if over a limit, having counted nothing."""
+        if orders_1m is None:
+            orders_1m = orders
         cfg = self.config
         if not cfg.enabled:
             return
@@ -92,7 +96,7 @@ class RateLimiter:
                 "the API.",
                 429,
             )
-        if orders:
+        if orders or orders_1m:
             if self.orders_10s + orders > cfg.orders_per_10s:
                 self._violation(t)
                 raise Reject(
@@ -101,7 +105,7 @@ class RateLimiter:
                     "10 SECONDS.",
                     429,
                 )
-            if self.orders_1m + orders > cfg.orders_per_minute:
+            if self.orders_1m + orders_1m > cfg.orders_per_minute:
                 self._violation(t)
                 raise Reject(
                     -1015,
@@ -111,7 +115,7 @@ class RateLimiter:
                 )
         self.weight_1m += weight
         self.orders_10s += orders
-        self.orders_1m += orders
+        self.orders_1m += orders_1m
 
     def _violation(self, t: int) -> None:
         self.violations += 1
