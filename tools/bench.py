@@ -368,6 +368,10 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
     if want("grid"):
         figures.update(_grid(big, tmp, runs))
 
+    # -- live ----------------------------------------------------------------------------
+    if want("live"):
+        figures.update(_live(runs))
+
     # -- memory --------------------------------------------------------------------------
     if want("memory"):
         small = tmp / "small-bt"
@@ -390,6 +394,50 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
             )
     _cleanup(tmp)
     return figures
+
+
+def _live(runs: int) -> dict[str, float]:
+    """The live runtime against the local exchange (own process) over loopback: tick-to-order
+    per entry mode, the consumer's lag and the journal's group commit, the worst loop stall."""
+    from adapters.live._bench import run_live_bench
+
+    n = max(1, min(runs, 3))  # ~30-60 s per run
+    out: dict[str, float] = {}
+    console.print(
+        f"\n[bold]live[/] (local exchange in its own process, simple quoter joining the touch: "
+        f"every top-of-book change decides a cancel/replace; median of {n} runs; "
+        f"{os.cpu_count()} cores shared with the exchange and anything else running: "
+        "the tails measure the machine as much as the code)"
+    )
+    for mode in ("rest", "ws_api"):
+        rs = [run_live_bench(mode, min_ticks=10_000, seconds=60.0) for _ in range(n)]
+        t2o = {k: _median([r["tick_to_order"][k] for r in rs]) for k in rs[0]["tick_to_order"]}
+        for k, v in t2o.items():
+            out[f"live_{mode}_tick_to_order_{k}"] = v
+        eps = _median([r["events_per_s"] for r in rs])
+        lag99 = _median([r["frame_to_consumer"]["p99_ms"] for r in rs])
+        dur99 = _median([r["journal_durable"].get("p99_ms", 0.0) for r in rs])
+        stall = _median([r["max_stall_ms"] for r in rs])
+        out.update(
+            {
+                f"live_{mode}_events_per_s": eps,
+                f"live_{mode}_frame_to_consumer_p99_ms": lag99,
+                f"live_{mode}_journal_durable_p99_ms": dur99,
+                f"live_{mode}_max_stall_ms": stall,
+            }
+        )
+        target = "p50 <= 0.6, p99 <= 2" if mode == "rest" else "p99 <= 1"
+        console.print(
+            f"  {mode:<6} tick-to-order over {t2o['n']:,.0f} ticks: p50 {t2o['p50_ms']:.2f} ms, "
+            f"p99 {t2o['p99_ms']:.2f}, p99.9 {t2o['p999_ms']:.2f}, max {t2o['max_ms']:.2f} "
+            f"(target {target} ms)"
+        )
+        console.print(
+            f"         {fmt_rate(eps)} events/s (the exchange's pace), frame->consumer p99 "
+            f"{lag99:.2f} ms, journal append->durable p99 {dur99:.1f} ms (target <= 2), "
+            f"worst loop stall {stall:.1f} ms (target <= 5)"
+        )
+    return out
 
 
 def _grid(market: Path, tmp: Path, runs: int) -> dict[str, float]:

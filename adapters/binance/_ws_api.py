@@ -8,21 +8,26 @@ params are signed over every param but ``signature``, sorted by name (ref/binanc
 A disconnect with requests in flight is the same "unknown outcome" as a REST timeout: each
 waiting ``order.place``/``order.modify`` raises ``OutcomeUnknown`` (resolved by the caller by
 querying the client order id); the connection is reopened with back-off.
+
+The connection is ``_wsconn.WsConn`` (wsproto on a raw socket): a request frame is written to
+the kernel as soon as ``call`` runs, without the scheduler rounds trio-websocket's send lock
+costs.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, HandshakeError, WebSocketConnection, open_websocket_url
 
 from ._rest import OutcomeUnknown, RestClient, RestError
 from ._sign import Credentials, ws_api_payload
 from ._user import OrderInfo
+from ._wsconn import WsClosed, WsConn
 
 __all__ = ["WsApiClient"]
 
@@ -63,7 +68,7 @@ class WsApiClient:
         self.timeout_s = timeout_s
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
-        self._ws: WebSocketConnection | None = None
+        self._ws: WsConn | None = None
         self._ready = trio.Event()
         self._decode = msgspec.json.Decoder(_Answer).decode
         self._order = msgspec.json.Decoder(OrderInfo, strict=False).decode
@@ -74,24 +79,29 @@ class WsApiClient:
         delay = 0.5
         started = False
         while True:
+            ws: WsConn | None = None
             try:
-                async with open_websocket_url(self.url) as ws:
-                    self._ws = ws
-                    self._ready.set()
-                    delay = 0.5
-                    if not started:
-                        started = True
-                        task_status.started()
-                    while True:
-                        msg = await ws.get_message()
-                        ans = self._decode(msg)
-                        if isinstance(ans.id, int):
-                            call = self._calls.pop(ans.id, None)
-                            if call is not None:
-                                call.answer = ans
-                                call.done.set()
-            except (ConnectionClosed, HandshakeError, OSError, trio.BrokenResourceError):
+                ws = await WsConn.connect(self.url)
+                self._ws = ws
+                self._ready.set()
+                delay = 0.5
+                if not started:
+                    started = True
+                    task_status.started()
+                while True:
+                    msg = await ws.get_message()
+                    ans = self._decode(msg)
+                    if isinstance(ans.id, int):
+                        call = self._calls.pop(ans.id, None)
+                        if call is not None:
+                            call.answer = ans
+                            call.done.set()
+            except (WsClosed, OSError, trio.BrokenResourceError):
                 pass
+            finally:
+                if ws is not None:
+                    with trio.CancelScope(shield=True):
+                        await ws.aclose()
             self._ws = None
             self._ready = trio.Event()
             for call in self._calls.values():
@@ -123,15 +133,15 @@ class WsApiClient:
         call = self._calls[rid] = _Call()
         frame = msgspec.json.encode({"id": rid, "method": method, "params": params}).decode()
         self.stats["requests"] += 1
+        sink = self.latency_sink
+        on_written = _written_hook(t0_ns, sink) if t0_ns and sink is not None else None
         try:
-            await ws.send_message(frame)
-        except (ConnectionClosed, trio.BrokenResourceError):
+            await ws.send_text(frame, on_written)
+        except WsClosed:
             self._calls.pop(rid, None)
             if mutating:
                 raise OutcomeUnknown(method, "ws-api send failed") from None
             raise RestError(0, -1001, "ws-api send failed", method) from None
-        if t0_ns and self.latency_sink is not None:
-            self.latency_sink.append(time.perf_counter_ns() - t0_ns)
         with trio.move_on_after(self.timeout_s):
             await call.done.wait()
         ans = call.answer
@@ -150,11 +160,24 @@ class WsApiClient:
         body = await self.call("order.place", dict(params), mutating=True, t0_ns=t0_ns)
         return self._order(body)
 
-    async def amend(self, params: list[tuple[str, object]]) -> OrderInfo:
-        return self._order(await self.call("order.modify", dict(params), mutating=True))
+    async def amend(self, params: list[tuple[str, object]], t0_ns: int = 0) -> OrderInfo:
+        body = await self.call("order.modify", dict(params), mutating=True, t0_ns=t0_ns)
+        return self._order(body)
 
-    async def cancel(self, symbol: str, client_id: str) -> OrderInfo:
+    async def cancel(self, symbol: str, client_id: str, t0_ns: int = 0) -> OrderInfo:
         body = await self.call(
-            "order.cancel", {"symbol": symbol, "origClientOrderId": client_id}, mutating=False
+            "order.cancel",
+            {"symbol": symbol, "origClientOrderId": client_id},
+            mutating=False,
+            t0_ns=t0_ns,
         )
         return self._order(body)
+
+
+def _written_hook(t0_ns: int, sink: list[int]) -> Callable[[], None]:
+    perf = time.perf_counter_ns
+
+    def written() -> None:
+        sink.append(perf() - t0_ns)
+
+    return written

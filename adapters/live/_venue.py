@@ -272,10 +272,10 @@ class ExchangeVenue(_MarketSide):
                 await self._place(rt, intent, t0_ns)
         elif kind is CancelOrder:
             async with self._lock(intent.client_id):
-                await self._cancel(rt, intent)
+                await self._cancel(rt, intent, t0_ns)
         elif kind is AmendOrder:
             async with self._lock(intent.client_id):
-                await self._amend(rt, intent)
+                await self._amend(rt, intent, t0_ns)
         elif kind is CancelAllOrders:
             await self.cancel_all(self._symbol_of[intent.inst])
         elif kind is RequestSnapshot:
@@ -309,11 +309,17 @@ class ExchangeVenue(_MarketSide):
         for ev in self.user_parser.order_events(info):
             await rt.emit(ev)
 
-    async def _cancel(self, rt: Runtime, c: CancelOrder) -> None:
+    async def _cancel(self, rt: Runtime, c: CancelOrder, t0_ns: int = 0) -> None:
         sym = self._symbol_of[c.inst]
         for attempt in range(5):
             try:
-                body = await self.rest.cancel_order(sym, c.client_id)
+                if self.ws_api is not None:
+                    info = await self.ws_api.cancel(sym, c.client_id, t0_ns if not attempt else 0)
+                else:
+                    body = await self.rest.cancel_order(
+                        sym, c.client_id, t0_ns if not attempt else 0
+                    )
+                    info = self.user_parser.order(body)
             except OutcomeUnknown:
                 await trio.sleep(0.2 * 2**attempt)
                 continue
@@ -323,20 +329,19 @@ class ExchangeVenue(_MarketSide):
                     continue
                 await rt.emit(CancelRejected(c.inst, c.client_id, e.code, e.msg, rt.clock()))
                 return
-            info = self.user_parser.order(body)
             if info.status == "CANCELED":
                 await rt.emit(OrderCanceled(c.inst, c.client_id, info.orderId, rt.clock()))
             return
         await rt.emit(CancelRejected(c.inst, c.client_id, -1007, "no answer", rt.clock()))
 
-    async def _amend(self, rt: Runtime, a: AmendOrder) -> None:
+    async def _amend(self, rt: Runtime, a: AmendOrder, t0_ns: int = 0) -> None:
         ins = self.market_parser.instrument(self._symbol_of[a.inst])
         params = amend_params(a, ins)
         try:
             if self.ws_api is not None:
-                info = await self.ws_api.amend(params)
+                info = await self.ws_api.amend(params, t0_ns)
             else:
-                info = self.user_parser.order(await self.rest.amend_order(params))
+                info = self.user_parser.order(await self.rest.amend_order(params, t0_ns))
         except OutcomeUnknown:
             self.stats["unknown"] += 1
             try:
