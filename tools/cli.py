@@ -80,7 +80,7 @@ def demo(out: Path, seconds: float, seed: int) -> None:
 @click.option(
     "--only",
     multiple=True,
-    help="Run only these sections (import, journal, replay, step, backtest, grid, analytics, memory).",
+    help="Run only these sections (import, journal, replay, step, backtest, grid, analytics, live, memory).",
 )
 def bench(data: Path | None, min_events: int, runs: int, only: tuple[str, ...]) -> None:
     """Measure the performance figures (medians of repeated runs, with ratios)."""
