@@ -31,7 +31,7 @@ the recorded book, they take a place in its queues. So:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import compress
 from typing import Any
 
@@ -264,6 +264,32 @@ class SimExchange:
         elif kind is InstrumentLoaded:
             self.add_instrument(ev)
         return []
+
+    def market_handlers(self) -> dict[type, Callable[[int, Any], list[Event]]]:
+        """``apply_market`` as a table: event type -> handler(t, ev) -> answers.
+
+        A backtest driver looks the handler up once per event instead of calling
+        ``apply_market`` and walking its chain of type tests (a dict lookup is the cheapest
+        dispatch in CPython); a type not in the table is not market data.
+        """
+
+        def snapshot(t: int, ev: BookSnapshotReceived) -> list[Event]:
+            self._on_snapshot(ev)
+            return []
+
+        def instrument(t: int, ev: InstrumentLoaded) -> list[Event]:
+            self.add_instrument(ev)
+            return []
+
+        return {
+            TopOfBookUpdated: self._on_top,
+            TradePrinted: self._on_trade,
+            BookDeltaReceived: self._on_delta,
+            MarkPriceUpdated: self._on_mark,
+            KlineUpdated: self._on_kline,
+            BookSnapshotReceived: snapshot,
+            InstrumentLoaded: instrument,
+        }
 
     def _on_top(self, t: int, ev: TopOfBookUpdated) -> list[Event]:
         m = self.markets[ev.inst]
