@@ -141,6 +141,8 @@ class ImportSink:
         self._announced: set[int] = set()
         self._pending_instruments = {i.inst: i for i in instruments}
         self._by_type: dict[type, int] = {}
+        self._append = self.writer.append_event
+        self._last_recv_ns = 0
 
     def instrument(self, spec: InstrumentLoaded) -> None:
         """Make sure ``spec`` is journaled before any event that refers to it."""
@@ -148,17 +150,23 @@ class ImportSink:
             self._pending_instruments[spec.inst] = spec
 
     def event(self, recv_ns: int, ev: Event) -> None:
+        # called once per imported event: the writer's method is looked up once (in
+        # __init__) and the last receive time goes to the report only at ``close``
         if self._pending_instruments:
-            for inst, spec in sorted(self._pending_instruments.items()):
-                self.writer.append_event(recv_ns, spec)
-                self._announced.add(inst)
-                self._count(spec)
-            self._pending_instruments.clear()
-            self.report.first_recv_ns = self.report.first_recv_ns or recv_ns
-        self.writer.append_event(recv_ns, ev)
+            self._announce(recv_ns)
+        self._append(recv_ns, ev)
         t = type(ev)
-        self._by_type[t] = self._by_type.get(t, 0) + 1
-        self.report.last_recv_ns = recv_ns
+        by_type = self._by_type
+        by_type[t] = by_type.get(t, 0) + 1
+        self._last_recv_ns = recv_ns
+
+    def _announce(self, recv_ns: int) -> None:
+        for inst, spec in sorted(self._pending_instruments.items()):
+            self._append(recv_ns, spec)
+            self._announced.add(inst)
+            self._count(spec)
+        self._pending_instruments.clear()
+        self.report.first_recv_ns = self.report.first_recv_ns or recv_ns
 
     def _count(self, ev: Event) -> None:
         t = type(ev)
@@ -180,6 +188,8 @@ class ImportSink:
     def close(self, seconds: float) -> ImportReport:
         self.writer.close()
         r = self.report
+        if self._last_recv_ns:
+            r.last_recv_ns = self._last_recv_ns
         r.by_type = {t.__name__: n for t, n in self._by_type.items()}
         r.events = sum(self._by_type.values())
         r.seconds = seconds
