@@ -100,6 +100,14 @@ class Venue(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _sync_quietly(writer: JournalWriter) -> bool:
+    try:
+        writer.sync()
+    except OSError:
+        return False
+    return True
+
+
 class RuntimeReport(msgspec.Struct):
     journal: str
     mode: str
@@ -169,6 +177,11 @@ class Runtime:
         #: requests handed to the venue and not finished yet
         self.in_flight = 0
         self.latencies: list[int] = []
+        #: bench hooks (off when None): frame -> consumer lag (ns) of market events, and the
+        #: perf_counter_ns of each event's append until its group commit is durable
+        self.queue_lag: list[int] | None = None
+        self._append_ns: list[int] | None = None
+        self.durable_ns: list[int] = []
         self.events = 0
         self.intents = 0
         self.replayed_events = 0
@@ -206,6 +219,11 @@ class Runtime:
     @property
     def healthy(self) -> bool:
         return bool(self.connections) and all(self.connections.values())
+
+    def track_latency(self) -> None:
+        """Collect the bench figures (frame -> consumer lag, append -> durable)."""
+        self.queue_lag = []
+        self._append_ns = []
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -319,13 +337,36 @@ class Runtime:
         flush = writer.flush
         every = self.durability.mode == "every"
         clock = self.clock
+        recv = self._recv
+        receive_nowait = recv.receive_nowait
+        dispatch = self._dispatch
+        perf = time.perf_counter_ns
+        run = 0
         task_status.started()
-        async for ev, t0 in self._recv:
+        # Batched reads: everything already in the channel is taken without a scheduler round
+        # per event (``receive`` yields on every call); a step with intents is flushed and
+        # its requests handed on at once, then the loop yields so they run before the backlog.
+        while True:
+            try:
+                item = receive_nowait()
+            except trio.WouldBlock:
+                try:
+                    item = await recv.receive()
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
+            ev, t0 = item
             if ev is _STOP:
                 self._drained.set()
                 continue
             rec = append(clock(), ev)
             self.events += 1
+            lag, pending = self.queue_lag, self._append_ns
+            if pending is not None:
+                pending.append(perf())
+                if lag is not None and t0:
+                    lag.append(pending[-1] - t0)
             intents = step(rec)
             if intents:
                 append_intents(rec.seq, intents)
@@ -333,11 +374,20 @@ class Runtime:
                 if every:
                     writer.sync()
                 self.intents += len(intents)
-                self._dispatch(intents, t0)
+                if dispatch(intents, t0):
+                    run = 0
+                    await trio.lowlevel.checkpoint()  # let the requests go out first
+                    continue
+            run += 1
+            if run >= 256:  # a long backlog still lets the rest of the loop breathe
+                run = 0
+                await trio.lowlevel.checkpoint()
 
-    def _dispatch(self, intents: Any, t0: int) -> None:
+    def _dispatch(self, intents: Any, t0: int) -> bool:
+        """Hand the intents on; True if a request task was started."""
         nursery = self._nursery
         assert nursery is not None
+        started = False
         for it in intents:
             kind = type(it)
             if kind is ScheduleTimer:
@@ -354,6 +404,8 @@ class Runtime:
                 self.held.append(it)
             else:
                 nursery.start_soon(self._execute, it, t0)
+                started = True
+        return started
 
     async def _execute(self, intent: Intent, t0: int) -> None:
         self.in_flight += 1
@@ -389,15 +441,44 @@ class Runtime:
             await self.emit(TimerFired(tid, at))
 
     async def _sync_journal(self) -> None:
+        """Group commit off the hot path: flush whole steps, fdatasync in a worker thread.
+
+        An inline fdatasync stalls the event loop for its 0.2-0.5 ms (up to tens of ms under
+        load, ref/perf-notes.md); in a thread the loop keeps stamping, stepping and sending
+        while the disk works. The consumer's own writes go to the OS right away either way.
+        """
         writer = self.writer
         assert writer is not None
         mode = self.durability.mode
         interval = self.durability.interval_ms / 1000 if mode == "interval" else 0.002
+        perf = time.perf_counter_ns
+        last = 0.0
         while True:
-            await trio.sleep(interval)
+            # the next commit starts ``interval`` after the previous one started (at once if
+            # the disk took longer than that)
+            await trio.sleep_until(last + interval)
+            last = trio.current_time()
             writer.flush()  # whole steps only: the consumer never awaits inside one
-            if mode != "none" and writer.durable_seq < writer.next_seq - 1:
-                writer.sync()
+            upto = writer.next_seq - 1
+            if mode == "none" or writer.durable_seq >= upto:
+                continue
+            pending = self._append_ns
+            if pending is not None:
+                self._append_ns = []
+            # writer.sync sets durable_seq to what was written when it returns, which may be
+            # more than was written when it started: put it back to what is known durable
+            before = writer.durable_seq
+            if not await trio.to_thread.run_sync(_sync_quietly, writer, abandon_on_cancel=False):
+                # the segment rotated (its fd closed) while syncing: the next round syncs the
+                # new one
+                writer.durable_seq = before
+                if pending:
+                    self._append_ns = pending + (self._append_ns or [])
+                continue
+            writer.durable_seq = upto
+            if pending:
+                done = perf()
+                self.durable_ns.extend(done - t for t in pending)
 
     async def _dead_man(self) -> None:
         if not self.live.dead_man_s:
