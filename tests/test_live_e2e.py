@@ -68,20 +68,25 @@ def runtime(journal: Path, port: int, **live: Any) -> Runtime:
     )
 
 
+async def _pages(rest: RestClient, path: str, cursor: str, key: str) -> list[Any]:
+    rows: list[Any] = []
+    start = 1
+    while True:
+        params = [("symbol", "BTCUSDT"), ("limit", 1000), (cursor, start)]
+        page = msgspec.json.decode(await rest.request("GET", path, params, signed=True))
+        rows += page
+        if len(page) < 1000:
+            return rows
+        start = page[-1][key] + 1
+
+
 async def exchange_truth(port: int) -> dict[str, Any]:
     rest = RestClient(f"http://127.0.0.1:{port}", CREDS)
     try:
         await rest.sync_time()
-        trades = msgspec.json.decode(
-            await rest.request(
-                "GET", "/fapi/v1/userTrades", [("symbol", "BTCUSDT"), ("limit", 1000)], signed=True
-            )
-        )
-        orders = msgspec.json.decode(
-            await rest.request(
-                "GET", "/fapi/v1/allOrders", [("symbol", "BTCUSDT"), ("limit", 1000)], signed=True
-            )
-        )
+        # every page (a chaos run makes more than the 1000 rows of one answer)
+        trades = await _pages(rest, "/fapi/v1/userTrades", "fromId", "id")
+        orders = await _pages(rest, "/fapi/v1/allOrders", "orderId", "orderId")
         open_orders = msgspec.json.decode(await rest.open_orders("BTCUSDT"))
         positions = msgspec.json.decode(await rest.positions())
     finally:
