@@ -182,7 +182,13 @@ def run_backtest(
         writer = JournalWriter.create(
             out, header, durability=Durability("none"), overwrite=overwrite, hash_records=digest
         )
-    stats = RunStats(engine)
+    markets = sx.core.markets
+
+    def last_price(inst: int) -> int:
+        m = markets.get(inst)
+        return m.last_price if m is not None else 0
+
+    stats = RunStats(engine, last_price)  # marks the position without a book (candles)
     append = writer.append_event
     append_intents = writer.append_intents
     step = engine.step
