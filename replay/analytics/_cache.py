@@ -28,7 +28,7 @@ __all__ = ["CACHE_NAME", "TABLES", "cache_is_fresh", "connect", "ensure_cache", 
 
 CACHE_NAME = "analytics.duckdb"
 #: bump when the exported tables or views change, so old caches are rebuilt
-EXPORT_VERSION = "2"
+EXPORT_VERSION = "3"
 TABLES = (
     "instruments", "events", "book_top", "mids", "trades", "mark_prices", "klines", "intents", "orders",
     "order_events", "fills", "positions", "funding", "decisions", "alerts", "balances",

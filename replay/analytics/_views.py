@@ -75,13 +75,15 @@ VIEWS: dict[str, str] = {
                    sum(notional_minor) AS volume_minor
             FROM fills GROUP BY ALL),
         u AS (
-            SELECT p.*, i.symbol, i.quote_asset, i.minor_per_ticklot AS k, m.mid2_ticks,
-                   (p.position_lots * m.mid2_ticks * i.minor_per_ticklot
+            SELECT p.*, i.symbol, i.quote_asset, i.minor_per_ticklot AS k,
+                   m.price2_ticks AS mid2_ticks,
+                   (p.position_lots * m.price2_ticks * i.minor_per_ticklot
                     - 2 * p.cost_minor)::HUGEINT AS unrealized_half_minor,
                    coalesce(c.capture_half_minor, 0)::HUGEINT AS capture_half_minor,
                    c.fills, c.volume_minor
             FROM pos p JOIN instruments i USING (journal, inst)
-            LEFT JOIN last_mid m USING (journal, inst) LEFT JOIN cap c USING (journal, inst))
+            -- marked at the last mid, else the last trade or candle close (as the summary)
+            LEFT JOIN last_price m USING (journal, inst) LEFT JOIN cap c USING (journal, inst))
         SELECT journal, inst, symbol, quote_asset,
                position_lots, fills,
                volume_minor * {_M} AS quote_volume,
