@@ -186,3 +186,25 @@ def test_tardis(tmp_path):
     }
     with pytest.raises(ImportFailed):
         import_tardis(files[:1], tmp_path / "t2", exchange_info=[files[0]])
+
+
+@pytest.mark.realdata
+def test_a_recording_imported_as_another_contract(tmp_path):
+    """--as BTCUSDT=BTCUSDC: the recorded USDT-M market under the USDC-M contract's rules,
+    so USDC-M configs backtest on real data (a proxy, said so in the help)."""
+    from engine import InstrumentLoaded
+    from journal import JournalReader
+    from tools.import_ws import import_binance_ws
+
+    src = data_file("binance-usdm-ws-hftbacktest", "btcusdt_20240808.gz")
+    report = import_binance_ws([src], tmp_path / "j", renames={"BTCUSDT": "BTCUSDC"})
+    assert report.instruments == ["BTCUSDC"]
+    specs = [
+        r.event
+        for r in JournalReader(tmp_path / "j").events()
+        if isinstance(r.event, InstrumentLoaded)
+    ]
+    assert [(s.symbol, s.quote_asset, s.margin_asset) for s in specs] == [
+        ("BTCUSDC", "USDC", "USDC")
+    ]
+    assert report.by_type["BookDeltaReceived"] > 6000 and report.by_type["TradePrinted"] > 20000

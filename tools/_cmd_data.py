@@ -73,6 +73,15 @@ def _import_progress(files: tuple[Path, ...]) -> Any:
     help="Guess tick and step sizes from the recording itself (for old recordings "
     "whose exchangeInfo is not at hand).",
 )
+@click.option(
+    "--as",
+    "renames",
+    multiple=True,
+    metavar="RECORDED=SYMBOL",
+    help="Import a recorded symbol as another contract, with that contract's rules and name: "
+    "--as BTCUSDT=BTCUSDC backtests a USDC-M config on the recorded USDT-M market (a proxy: "
+    "the two perpetuals track each other, their books and flows differ).",
+)
 @_strict_option
 @force_option
 def import_binance_ws(
@@ -80,6 +89,7 @@ def import_binance_ws(
     out: Path,
     exchange_info: tuple[Path, ...],
     infer_filters: bool,
+    renames: tuple[str, ...],
     strict: bool,
     force: bool,
 ) -> None:
@@ -91,6 +101,14 @@ def import_binance_ws(
     """
     from .import_ws import import_binance_ws as run
 
+    mapping: dict[str, str] = {}
+    for r in renames:
+        recorded, sep, symbol = r.upper().partition("=")
+        if not sep or not recorded or not symbol:
+            raise click.BadParameter(
+                f"{r!r}: write RECORDED=SYMBOL, e.g. BTCUSDT=BTCUSDC", param_hint="--as"
+            )
+        mapping[recorded] = symbol
     with _import_progress(files) as tick:
         report = run(
             list(files),
@@ -100,6 +118,7 @@ def import_binance_ws(
             strict=strict,
             overwrite=force,
             progress=tick,
+            renames=mapping,
         )
     _print_import(report)
 

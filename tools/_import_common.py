@@ -66,6 +66,7 @@ class InstrumentTable:
         self,
         exchange_info: Iterable[Path] = (),
         overrides: dict[str, tuple[str, str]] | None = None,
+        renames: dict[str, str] | None = None,
     ) -> None:
         try:
             self._tables = [load_exchange_info(p) for p in exchange_info]
@@ -73,20 +74,23 @@ class InstrumentTable:
             raise ImportFailed(str(e)) from None
         #: symbol -> (tickSize, stepSize) that replace the table's (from --infer-filters)
         self.overrides = overrides or {}
+        #: recorded symbol -> the symbol (and rules) it is imported as (--as)
+        self.renames = renames or {}
         self.loaded: dict[str, InstrumentLoaded] = {}
 
     def get(self, symbol: str) -> InstrumentLoaded:
         spec = self.loaded.get(symbol)
         if spec is None:
             inst = len(self.loaded)
-            if symbol in self.overrides:
-                spec = self._inferred(inst, symbol, *self.overrides[symbol])
+            target = self.renames.get(symbol, symbol)
+            if target in self.overrides:
+                spec = self._inferred(inst, target, *self.overrides[target])
             else:
                 try:
-                    spec = builtin_instrument(inst, symbol, self._tables)
+                    spec = builtin_instrument(inst, target, self._tables)
                 except KeyError:
                     raise ImportFailed(
-                        f"no tick/step size known for {symbol}: pass --exchange-info with a saved "
+                        f"no tick/step size known for {target}: pass --exchange-info with a saved "
                         "GET /fapi/v1/exchangeInfo answer that lists it, or --infer-filters"
                     ) from None
             self.loaded[symbol] = spec

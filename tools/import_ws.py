@@ -166,18 +166,25 @@ def import_binance_ws(
     strict: bool = False,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    renames: dict[str, str] | None = None,
 ) -> ImportReport:
-    """Import recorded combined-stream files into a new journal at ``out``."""
+    """Import recorded combined-stream files into a new journal at ``out``; ``renames``
+    imports a recorded symbol as another contract (its tick/step/min notional and name)."""
     for f in files:
         if not f.is_file():
             raise ImportFailed(f"{f}: no such file")
     started = time.perf_counter()
-    table = InstrumentTable(exchange_info or [], _infer_filters(files) if infer_filters else None)
+    table = InstrumentTable(
+        exchange_info or [], _infer_filters(files) if infer_filters else None, renames
+    )
     # Symbols known up front go into the header; a symbol first seen later is announced
     # by an InstrumentLoaded event just before its first message.
     for sym in _prescan_symbols(files):
         table.get(sym)
     parser = MarketParser(list(table.loaded.values()))
+    for recorded, spec in table.loaded.items():
+        if spec.symbol != recorded:
+            parser.alias(recorded, spec.symbol)
     source = {
         "tool": "import binance-ws",
         "files": [f.name for f in files],
@@ -238,7 +245,7 @@ def import_binance_ws(
             sink.skip(k, n)
         report = sink.close(time.perf_counter() - started)
     report.lines = lines
-    report.instruments = list(table.loaded)
+    report.instruments = [s.symbol for s in table.loaded.values()]
     return report
 
 
@@ -297,6 +304,8 @@ def _ensure(parser: MarketParser, table: InstrumentTable, sink: ImportSink, symb
     if not parser.knows(symbol):
         spec = table.get(symbol)
         parser.add_instrument(spec)
+        if spec.symbol != symbol:
+            parser.alias(symbol, spec.symbol)
         sink.instrument(spec)
 
 

@@ -158,6 +158,11 @@ class MarketParser:
         self._by_symbol[spec.symbol] = instrument
         return instrument
 
+    def alias(self, recorded: str, symbol: str) -> None:
+        """Messages of ``recorded`` go to the instrument ``symbol`` (a recording replayed as
+        another contract, e.g. BTCUSDT data as BTCUSDC)."""
+        self._by_symbol[recorded] = self._by_symbol[symbol]
+
     def instrument(self, symbol: str) -> Instrument:
         try:
             return self._by_symbol[symbol]
