@@ -300,42 +300,25 @@ class RiskService:
         c = self.config
         now = ctx.now_ns
         self._prune(now)
-        if c.max_orders_per_minute and len(self.placed) >= c.max_orders_per_minute:
-            return self._deny(
-                ctx,
-                inst,
-                side,
-                "order_rate",
-                f"{len(self.placed)} orders in the last minute, budget {c.max_orders_per_minute}",
-            )
-        if c.max_orders_per_10s:
-            n10 = self._count_since(self.placed, now - 10 * _S)
-            if n10 >= c.max_orders_per_10s:
-                return self._deny(
-                    ctx,
-                    inst,
-                    side,
-                    "order_rate",
-                    f"{n10} orders in the last 10 s, budget {c.max_orders_per_10s}",
-                )
-        if c.max_cancels_per_minute and len(self.cancels) >= c.max_cancels_per_minute:
-            return self._deny(
-                ctx,
-                inst,
-                side,
+        budgets = (
+            ("order_rate", "orders", self.placed, c.max_orders_per_minute, c.max_orders_per_10s),
+            (
                 "cancel_rate",
-                f"{len(self.cancels)} cancels in the last minute, budget {c.max_cancels_per_minute}",
-            )
-        if c.max_cancels_per_10s:
-            n10 = self._count_since(self.cancels, now - 10 * _S)
-            if n10 >= c.max_cancels_per_10s:
-                return self._deny(
-                    ctx,
-                    inst,
-                    side,
-                    "cancel_rate",
-                    f"{n10} cancels in the last 10 s, budget {c.max_cancels_per_10s}",
-                )
+                "cancels",
+                self.cancels,
+                c.max_cancels_per_minute,
+                c.max_cancels_per_10s,
+            ),
+        )
+        for code, what, times, per_minute, per_10s in budgets:
+            if per_minute and len(times) >= per_minute:
+                reason = f"{len(times)} {what} in the last minute, budget {per_minute}"
+                return self._deny(ctx, inst, side, code, reason)
+            if per_10s:
+                n10 = self._count_since(times, now - 10 * _S)
+                if n10 >= per_10s:
+                    reason = f"{n10} {what} in the last 10 s, budget {per_10s}"
+                    return self._deny(ctx, inst, side, code, reason)
         if c.max_open_orders and open_n >= c.max_open_orders:
             return self._deny(
                 ctx,
