@@ -355,8 +355,10 @@ class JournalWriter:
             self._pending_append_ns.clear()
 
     def _rotate(self) -> None:
-        if self.durability.mode != "none":
-            _fdatasync(self._fd)
+        # A finished segment is made durable whatever the policy: a caller that syncs on its own
+        # schedule (the live runtime opens the writer with "none") only ever syncs the current
+        # file, so the tail of a rotated one would otherwise never reach the disk.
+        _fdatasync(self._fd)
         os.close(self._fd)
         self._open_segment(self._segment + 1, first_seq=self._next_seq)
 
