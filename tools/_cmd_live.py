@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,14 @@ def status_line(rt: Any) -> str:
     metavar="KEY=VALUE",
     help="Override a config value, e.g. --set live.paper.rest_url=http://127.0.0.1:8080.",
 )
+@click.option(
+    "--market",
+    type=click.Choice(["auto", "binance", "local"]),
+    default="auto",
+    show_default=True,
+    help="--paper market data: Binance's streams (or live.paper), the local exchange's synthetic "
+    "market started on 127.0.0.1, or auto: Binance when it answers, else local.",
+)
 @click.option("--quiet", is_flag=True, help="No status line.")
 def run(
     config: Path,
@@ -111,6 +121,7 @@ def run(
     key_file: Path | None,
     seconds: float | None,
     overrides: tuple[str, ...],
+    market: str,
     quiet: bool,
 ) -> None:
     """Trade CONFIG's strategy live under trio (mainnet unless --paper or --testnet).
@@ -144,16 +155,64 @@ def run(
         if tty:
             err_console.print(status_line(rt)[:160], end="\r", highlight=False)
 
-    try:
-        rt = build_runtime(cfg, journal, mode, key_file=key_file, log=log, status=status)
-    except CredentialsError as e:
-        fail(str(e))
-    err_console.print(
-        f"replaymm run ({mode}): {', '.join(symbols)} -> journal {journal}"
-        + (" (resuming)" if journal.exists() else "")
-    )
-    report = trio.run(lambda: rt.run(seconds=seconds))
+    async def go() -> tuple[Any, Any]:
+        cfg_run = cfg
+        async with _paper_market(cfg, mode, market, log) as paper_endpoints:
+            if paper_endpoints is not None:
+                live_raw = {**cfg.get("live", {}), "paper": paper_endpoints}
+                cfg_run = {**cfg, "live": live_raw}  # journaled: where the data came from
+            try:
+                rt = build_runtime(
+                    cfg_run, journal, mode, key_file=key_file, log=log, status=status
+                )
+            except CredentialsError as e:
+                fail(str(e))
+            err_console.print(
+                f"replaymm run ({mode}): {', '.join(symbols)} -> journal {journal}"
+                + (" (resuming)" if journal.exists() else "")
+            )
+            return rt, await rt.run(seconds=seconds)
+
+    rt, report = trio.run(go)
     print_report(rt, report)
+
+
+@asynccontextmanager
+async def _paper_market(
+    cfg: dict[str, Any], mode: str, market: str, log: Any
+) -> AsyncIterator[dict[str, str] | None]:
+    """Paper trading reads Binance's market data (or ``live.paper``'s) when it is reachable;
+    otherwise (``--market auto``, and the REST endpoint does not answer) or with ``--market
+    local`` it starts the local exchange in-process on 127.0.0.1 with its seeded synthetic
+    market, and says so."""
+    if mode != "paper" or market == "binance":
+        yield None
+        return
+    from adapters.live import load_live_config
+
+    url = load_live_config(cfg).endpoints("paper").rest_url
+    reason = "--market local"
+    if market == "auto":
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=3.0) as client:
+                await client.get(f"{url}/fapi/v1/ping")
+            yield None
+            return
+        except httpx.HTTPError as e:
+            reason = f"{url} unreachable ({type(e).__name__})"
+    from adapters.local_exchange import ExchangeConfig, open_exchange
+    from replay import load_sim_config
+
+    async with open_exchange(ExchangeConfig(sim=load_sim_config(cfg))) as ex:
+        base = f"127.0.0.1:{ex.port}"
+        log(f"{reason}: market data from the local exchange's synthetic market on {base}")
+        yield {
+            "rest_url": f"http://{base}",
+            "ws_url": f"ws://{base}",
+            "ws_api_url": f"ws://{base}/ws-fapi/v1",
+        }
 
 
 def print_report(rt: Any, report: Any) -> None:
