@@ -120,6 +120,13 @@ def check_consistent(journal: Path, truth: dict[str, Any]) -> dict[str, int]:
     return {"fills": len(fills), "orders": len(cids), "lost": len(lost), "duplicates": 0}
 
 
+async def _orders_sent(rt: Runtime, n: int) -> None:
+    """Wait until the runtime has sent ``n`` orders in all (a loaded machine is slow: the
+    test waits for activity, not for wall-clock time)."""
+    while rt.venue.stats["orders_sent"] < n:  # noqa: ASYNC110 - a counter, no event to wait on
+        await trio.sleep(0.1)
+
+
 async def _run(
     rt: Runtime, out: dict[str, Any], *, task_status: Any = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -140,7 +147,7 @@ def test_end_to_end_with_faults_and_restart(tmp_path):
                 rt = runtime(journal, ex.port)
                 async with trio.open_nursery() as n:
                     await n.start(_run, rt, out)
-                    await trio.sleep(2)
+                    await _orders_sent(rt, 4)
                     ex.faults.fail_orders("timeout", 1, "yes")  # placed, never answered
                     ex.faults.fail_orders("unknown", 1, "yes")  # 503 unknown, placed
                     ex.faults.fail_orders("error500", 1, "no")  # 500, not placed
@@ -156,6 +163,7 @@ def test_end_to_end_with_faults_and_restart(tmp_path):
                     await trio.sleep(2)
                     ex.faults.skew_ms = 1500
                     await trio.sleep(2)
+                    await _orders_sent(rt, 12)
                     rt.request_stop("test")
                 first = out["report"]
                 # restart on the same journal: recovery, new session
