@@ -42,15 +42,15 @@ from engine._events import (
 from engine._instrument import Instrument
 from engine._intents import AlertLevel, SnapshotKind
 from engine._order_state import OrderStatus
-from engine._reconcile import is_own_client_id
 from engine._state import Order
 from engine._units import QUOTE_SCALE, round_half_away
 from engine.risk import RiskService
 from engine.strategies._base import Strategy
 
 from ._config import GridConfig
-from ._ledger import Lock, OrderRole, Slot, SlotTrigger
+from ._ledger import Lock, Slot, SlotTrigger
 from ._monitor import VolumeMonitor
+from ._repairs import merge_dust, reconcile, repair_position, retry_unplaced
 
 __all__ = ["Grid"]
 
@@ -61,8 +61,6 @@ T = SlotTrigger
 MAX_SLOT_FAILURES = 6
 #: the margin lock doubles on each -2019 in a row, up to this factor (OpenSQT loops at 1x)
 MAX_MARGIN_BACKOFF = 16
-#: how far (in levels) adoption and dust merging look for a slot
-SEARCH_LEVELS = 10_000
 
 
 class _Leg:
@@ -272,7 +270,7 @@ class Grid(Strategy):
         price = self.last_price
         now = ctx.now_ns
         self.stats["adjusts"] += 1
-        self._retry_unplaced(ctx)
+        retry_unplaced(self, ctx)
         interval = self.interval
         active = sum(1 for o in self._grid_orders(ctx) if not o.cancel_pending)
         remaining = max(0, cfg.order_cleanup_threshold - active)
@@ -301,7 +299,7 @@ class Grid(Strategy):
                     placed += 1
                 remaining -= placed
                 new_entries += placed
-        self.merge_dust(ctx)
+        merge_dust(self, ctx)
         self._place_exits(ctx, price, min(cfg.exit_window, max(0, remaining)))
         self._prune()
 
@@ -407,56 +405,6 @@ class Grid(Strategy):
             for p in idle:
                 del leg.slots[p]
 
-    # -- dust (§7.5) -------------------------------------------------------------------------
-
-    def merge_dust(self, ctx: Context) -> None:
-        """A holding whose exit would be below the minimum order value moves into the nearest
-        idle filled slot further out (higher for long, lower for short): that slot exits the
-        combined quantity at its own price, which is beyond the dust's exit price, so the dust
-        is sold at a profit. With no such slot the dust stays, flagged by one alert, and is
-        merged as soon as a neighbour fills."""
-        price = self.last_price
-        for leg in self.legs:
-            dust = [
-                s
-                for s in sorted(leg.slots.values(), key=lambda s: s.price)
-                if s.lock is Lock.FREE and s.holding and not self._notional_ok(leg, s, price)
-            ]
-            for slot in dust:
-                target = self._merge_target(leg, slot)
-                if target is None:
-                    if not slot.dust_flagged:
-                        slot.dust_flagged = True
-                        ctx.alert(
-                            AlertLevel.WARNING,
-                            "grid_dust",
-                            f"slot {self._p(slot.price)} holds {self._q(slot.qty)}, too small "
-                            "to exit; it merges into the next filled slot further out",
-                        )
-                    continue
-                qty = slot.qty
-                slot.apply(T.DROP_HOLDING, delta=-qty)
-                target.apply(T.ADD_HOLDING, delta=qty)
-                self.stats["dust_merges"] += 1
-                ctx.decide(
-                    "grid",
-                    "merge_dust",
-                    "below_min_order_value",
-                    f"{self._q(qty)} from slot {self._p(slot.price)} into slot {self._p(target.price)}",
-                    self.inst,
-                )
-
-    def _merge_target(self, leg: _Leg, dust: Slot) -> Slot | None:
-        best: Slot | None = None
-        for s in leg.slots.values():
-            if s is dust or s.lock is not Lock.FREE or not s.holding:
-                continue
-            if (s.price - dust.price) * leg.d <= 0:
-                continue
-            if best is None or abs(s.price - dust.price) < abs(best.price - dust.price):
-                best = s
-        return best
-
     # -- order events ------------------------------------------------------------------------
 
     def _slot_of(self, order: Order) -> tuple[_Leg, Slot, bool] | None:
@@ -485,7 +433,7 @@ class Grid(Strategy):
         elif status in (OrderStatus.CANCELED, OrderStatus.EXPIRED):
             self._ended(slot, is_entry)
             if not is_entry:
-                self._retry_unplaced(ctx)
+                retry_unplaced(self, ctx)
 
     def _ended(self, slot: Slot, is_entry: bool) -> None:
         if not is_entry:
@@ -552,7 +500,7 @@ class Grid(Strategy):
             # position moved all the same, and the ledger must follow it
             signed = ev.qty if ev.side is Side.BUY else -ev.qty
             who = order.client_id if order is not None else f"unknown order {ev.client_id}"
-            self._repair_position(ctx, signed, ev.price, f"fill of {who}")
+            repair_position(self, ctx, signed, ev.price, f"fill of {who}")
             return
         ref = self._slot_of(order)
         if ref is None:
@@ -586,7 +534,7 @@ class Grid(Strategy):
         after reconciliation settled the order): the position moved, so the ledger follows,
         as an adoption or a drop, journaled."""
         signed = ev.qty if ev.side is Side.BUY else -ev.qty
-        self._repair_position(ctx, signed, ev.price, f"late fill of {order.client_id}")
+        repair_position(self, ctx, signed, ev.price, f"late fill of {order.client_id}")
 
     # -- cleaner (§4.4) ----------------------------------------------------------------------
 
@@ -698,7 +646,7 @@ class Grid(Strategy):
                 ctx.schedule(
                     ctx.now_ns + self.config.order_cleanup_interval * 1_000_000_000, "grid:clean"
                 )
-        self._reconcile(ctx, ev, immediate=startup)
+        reconcile(self, ctx, ev, immediate=startup)
 
     def _safety_check(self, ctx: Context, ev: AccountSnapshotReceived) -> bool:
         """OpenSQT's CheckAccountSafety (§4.1), skipped when a position exists (as there)."""
@@ -746,224 +694,8 @@ class Grid(Strategy):
         )
         return True
 
-    def _reconcile(self, ctx: Context, ev: AccountSnapshotReceived, *, immediate: bool) -> None:
-        """Compare with the exchange and repair. A disagreement is acted on when it shows in
-        two snapshots in a row (events in flight explain a single one), or at once in the first
-        snapshot of a session (nothing of ours is in flight then)."""
-        st = ctx.state
-        inst = self.inst
-        remote = {r.client_id: r for r in ev.open_orders if r.inst == inst}
-        missing: set[str] = set()
-        vanished_exits: list[Slot] = []
-        for order in self._grid_orders(ctx):
-            if order.client_id in remote:
-                continue
-            confirmed = immediate or (
-                order.client_id in self.prev_missing and order.created_seq < self.prev_snapshot_seq
-            )
-            if not confirmed:
-                missing.add(order.client_id)
-                continue
-            ref = self._slot_of(order)
-            ctx.settle_missing(order, "not among the exchange's open orders")
-            self.stats["repairs"] += 1
-            if ref is not None:
-                _, slot, is_entry = ref
-                self._ended(slot, is_entry)
-                if not is_entry:
-                    vanished_exits.append(slot)
-        unknown: set[str] = set()
-        for cid, row in remote.items():
-            local = st.open_orders.get(cid)
-            if local is not None:
-                continue
-            if not is_own_client_id(st, cid):
-                if cid not in self.foreign_seen:
-                    self.foreign_seen.add(cid)
-                    ctx.decide(
-                        "reconcile",
-                        "leave_foreign",
-                        "not_ours",
-                        f"open order {cid} is not this engine's (manual?): left alone",
-                        inst,
-                    )
-                continue
-            if not (immediate or cid in self.prev_unknown):
-                unknown.add(cid)
-                continue
-            self.stats["repairs"] += 1
-            if not self._adopt_order(ctx, row):
-                ctx.cancel(ctx.adopt(row, "", "to cancel: no slot can own it"))
-        self.prev_missing, self.prev_unknown = missing, unknown
-        self.prev_snapshot_seq = st.seq
-        # position: the ledger must hold what the exchange holds
-        remote_qty = sum(p.qty for p in ev.positions if p.inst == inst)
-        entry_e8 = next((p.entry_e8 for p in ev.positions if p.inst == inst and p.qty), 0)
-        diff = remote_qty - self.ledger_position()
-        if diff and (immediate or diff == self.prev_diff):
-            self.prev_diff = 0
-            entry = self._ticks_from_e8(entry_e8) if entry_e8 else self.last_price
-            self._repair_position(ctx, diff, entry, "exchange position differs", vanished_exits)
-        else:
-            self.prev_diff = diff
-        if self.exits_held:
-            self.exits_held = False
-            ctx.decide(
-                "grid", "resume_exits", "reconciled", "exits resume after reconciliation", inst
-            )
-        self.merge_dust(ctx)
-
     def ledger_position(self) -> int:
         return sum(leg.d * leg.holding() for leg in self.legs)
-
-    def _adopt_order(self, ctx: Context, row: Any) -> bool:
-        """An order of ours the engine does not know (its journal ended before the answer):
-        it takes the slot it fits, if that slot is free for it."""
-        interval = self.interval
-        a = self.anchor or 0
-        for leg in self.legs:
-            if row.side is leg.entry_side and (row.price - a) % interval == 0:
-                slot = leg.slots.get(row.price)
-                if slot is None or (slot.lock is Lock.FREE and not slot.holding and not slot.qty):
-                    slot = leg.slot(row.price)
-                    order = ctx.adopt(row, f"g:{slot.price}:E:{leg.letter}", "as an entry")
-                    slot.apply(T.ADOPT_ENTRY, client_id=order.client_id)
-                    return True
-            if row.side is leg.exit_side:
-                slot = leg.slots.get(row.price - leg.d * interval)
-                if (
-                    slot is not None
-                    and slot.lock is Lock.FREE
-                    and slot.holding
-                    and slot.qty == row.qty - row.filled
-                ):
-                    order = ctx.adopt(row, f"g:{slot.price}:X:{leg.letter}", "as an exit")
-                    slot.apply(T.ADOPT_EXIT, client_id=order.client_id)
-                    return True
-        return False
-
-    def _repair_position(
-        self,
-        ctx: Context,
-        diff: int,
-        entry: int,
-        reason: str,
-        first: list[Slot] | None = None,
-    ) -> None:
-        """Move the ledger by ``diff`` lots (signed): shrink the leg that holds the opposite
-        side first, then grow the leg of the diff's side, adopting at the real entry price.
-        What cannot be dropped now (the holdings have live exits) is kept in ``unplaced``:
-        those exits are cancelled and the drop completes when they end."""
-        self.stats["repairs"] += 1
-        for leg in self.legs:
-            if diff * leg.d < 0:
-                diff += leg.d * self._drop(ctx, leg, abs(diff), first or [], reason)
-        for leg in self.legs:
-            if diff * leg.d > 0:
-                diff -= leg.d * self._adopt_holding(ctx, leg, abs(diff), entry, reason)
-        self.unplaced = diff
-        if not diff:
-            self.unplaced_alerted = False
-        elif not self._free_exits(ctx, diff, reason) and not self.unplaced_alerted:
-            self.unplaced_alerted = True
-            ctx.alert(
-                AlertLevel.CRITICAL,
-                "grid_unreconciled",
-                f"{self._q(abs(diff))} of position could not be placed in the ledger ({reason}); check the account",
-            )
-
-    def _free_exits(self, ctx: Context, diff: int, reason: str) -> bool:
-        """Cancel live exits, nearest the price first, until their holdings cover a drop of
-        ``diff``; True if some exit is (now or already) being cancelled for it."""
-        waiting = False
-        for leg in self.legs:
-            if diff * leg.d >= 0:
-                continue
-            need = abs(diff)
-            busy = sorted(
-                (s for s in leg.slots.values() if s.order is OrderRole.EXIT and s.client_id),
-                key=lambda s: (abs(s.price - self.last_price), s.price),
-            )
-            for slot in busy:
-                if need <= 0:
-                    break
-                order = ctx.order(slot.client_id)
-                if order is None:
-                    continue
-                need -= slot.qty
-                waiting = True
-                if not order.cancel_pending:
-                    self.risk.cancel(ctx, order)
-                    ctx.decide(
-                        "reconcile",
-                        "cancel_exit",
-                        "position_smaller",
-                        f"exit of slot {self._p(slot.price)} cancelled to drop its holding: {reason}",
-                        self.inst,
-                    )
-        return waiting
-
-    def _retry_unplaced(self, ctx: Context) -> None:
-        if self.unplaced:
-            diff, self.unplaced = self.unplaced, 0
-            self._repair_position(ctx, diff, self.last_price, "pending repair")
-
-    def _drop(self, ctx: Context, leg: _Leg, qty: int, first: list[Slot], reason: str) -> int:
-        price = self.last_price
-        order = [s for s in first if s.price in leg.slots] + sorted(
-            (s for s in leg.slots.values() if s not in first),
-            key=lambda s: (abs(s.price + leg.d * self.interval - price), s.price),
-        )
-        dropped = 0
-        for slot in order:
-            if dropped == qty:
-                break
-            if slot.lock is not Lock.FREE or not slot.holding:
-                continue
-            take = min(slot.qty, qty - dropped)
-            slot.apply(T.DROP_HOLDING if take == slot.qty else T.REDUCE_HOLDING, delta=-take)
-            dropped += take
-            ctx.decide(
-                "reconcile",
-                "drop_holding",
-                "position_smaller",
-                f"slot {self._p(slot.price)} -{self._q(take)}: {reason}",
-                self.inst,
-            )
-        return dropped
-
-    def _adopt_holding(self, ctx: Context, leg: _Leg, qty: int, entry: int, reason: str) -> int:
-        """Slice ``qty`` into one level's worth per slot, from the lattice price at or beyond
-        the real entry (so every exit is at least one interval better than the entry) outward.
-        OpenSQT re-slices from the anchor and ignores the entry (§1.8, §7.8)."""
-        s = (
-            entry
-            if (entry - (self.anchor or 0)) % self.interval == 0
-            else self._beyond(entry, leg.d)
-        )
-        adopted = 0
-        for _ in range(SEARCH_LEVELS):
-            if adopted == qty or s <= 0:
-                break
-            slot = leg.slot(s)
-            if slot.lock is Lock.FREE:
-                take = min(self.entry_qty(s), qty - adopted)
-                if qty - adopted - take and self.ins is not None:
-                    # never leave a tail too small to exit on its own
-                    rest = qty - adopted - take
-                    if self.ins.notional(s, rest) < self.min_exit:
-                        take += rest
-                slot.apply(T.ADOPT_HOLDING, delta=take)
-                adopted += take
-                ctx.decide(
-                    "reconcile",
-                    "adopt_holding",
-                    "position_larger",
-                    f"slot {self._p(s)} +{self._q(take)} (entry {self._p(entry)}): {reason}",
-                    self.inst,
-                )
-            s += leg.d * self.interval
-        return adopted
 
     # -- helpers -----------------------------------------------------------------------------
 
