@@ -204,6 +204,7 @@ class SimExchange:
     def __init__(self, config: SimConfig, instruments: Iterable[InstrumentLoaded]) -> None:
         self.config = config
         self.markets: dict[int, _Market] = {}
+        self._market_table = self.market_handlers()
         self.orders: dict[str, SimOrder] = {}  # open orders by client id
         self.queue_model: QueueModel = (
             PowerQueue(config.queue.power) if config.queue.model == "power" else RiskAverseQueue()
@@ -248,22 +249,8 @@ class SimExchange:
 
     def apply_market(self, t: int, ev: Event) -> list[Event]:
         """The market moved at exchange time ``t``; returns what that did to us."""
-        kind = type(ev)
-        if kind is TopOfBookUpdated:
-            return self._on_top(t, ev)
-        if kind is TradePrinted:
-            return self._on_trade(t, ev)
-        if kind is BookDeltaReceived:
-            return self._on_delta(t, ev)
-        if kind is MarkPriceUpdated:
-            return self._on_mark(t, ev)
-        if kind is KlineUpdated:
-            return self._on_kline(t, ev)
-        if kind is BookSnapshotReceived:
-            self._on_snapshot(ev)
-        elif kind is InstrumentLoaded:
-            self.add_instrument(ev)
-        return []
+        handler = self._market_table.get(type(ev))
+        return handler(t, ev) if handler is not None else []
 
     def market_handlers(self) -> dict[type, Callable[[int, Any], list[Event]]]:
         """``apply_market`` as a table: event type -> handler(t, ev) -> answers.
