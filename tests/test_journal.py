@@ -256,6 +256,39 @@ def test_durability_policies(tmp_path):
             Durability.parse(bad)
 
 
+def test_group_commit_syncs_in_the_background_across_rotations(tmp_path):
+    # a tiny interval and small segments: many hand-offs to the sync thread, several of them
+    # racing a rotation (which must wait for the sync before closing the descriptor)
+    path = tmp_path / "j"
+    d = Durability.parse("interval:0.01")
+    w = JournalWriter.create(path, _header(), durability=d, segment_bytes=4096)
+    for i in range(3000):
+        w.append_event(i, TradePrinted(0, i, i, 1, 1, Side.BUY))
+    w.commit()
+    assert w.durable_seq == 3000
+    assert w.stats.syncs > 10
+    assert w.stats.segments > 5
+    w.close()
+    assert check_journal(path).events == 3000
+
+
+def test_a_failed_background_sync_reaches_the_caller(tmp_path):
+    # the sync process opens the segment by name: with the file gone its sync fails, and the
+    # writer must say so at its next hand-off instead of counting records as durable
+    path = tmp_path / "j"
+    w = JournalWriter.create(path, _header(), durability=Durability.parse("interval:0.01"))
+    (path / "segment-000000.rmj").unlink()
+
+    def append_until_it_fails() -> None:
+        for i in range(1_000_000):
+            w.append_event(i, TradePrinted(0, i, i, 1, 1, Side.BUY))
+
+    with pytest.raises(JournalError, match="journal sync failed"):
+        append_until_it_fails()
+    assert w.durable_seq < w.next_seq - 1
+    w.close()
+
+
 def test_header_and_refusals(tmp_path):
     path = tmp_path / "j"
     JournalWriter.create(path, _header(kind="x", config={"a": 1})).close()
