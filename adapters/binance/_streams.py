@@ -11,8 +11,9 @@ intent the executor serves), exactly the futures procedure of ref/binance.md §3
 
 * 24 h rotation: a connection is closed and reopened after ``rotate_after_s`` (23 h), before
   the server's own cut.
-* Liveness: trio-websocket answers the server's pings itself; if no frame arrives for
-  ``stale_after_s`` the task pings and reconnects when the pong does not come back.
+* Liveness: pings from the server are answered (trio-websocket on the user stream,
+  ``WsConn`` on the market streams); if no frame arrives for ``stale_after_s`` the task pings
+  and reconnects when the pong does not come back.
 * User stream: a listenKey from ``POST /fapi/v1/listenKey``, kept alive with ``PUT`` every
   ``keepalive_s``; a ``-1125`` answer or a ``listenKeyExpired`` message means a new key and a
   new connection. After **every** (re)connection ``on_connected`` runs: the runtime's REST
@@ -40,6 +41,7 @@ from engine import Event
 from ._parse import MarketParser
 from ._rest import RestClient, RestError
 from ._user import LISTEN_KEY_EXPIRED, UserParser
+from ._wsconn import WsClosed, WsConn
 
 __all__ = [
     "Emit",
@@ -55,7 +57,13 @@ Emit = Callable[[Event, int], Awaitable[None]]
 #: (stream name, up?, reason)
 StateChange = Callable[[str, bool, str], Awaitable[None]]
 
-_RECONNECT_ERRORS = (ConnectionClosed, HandshakeError, OSError, trio.BrokenResourceError)
+_RECONNECT_ERRORS = (
+    ConnectionClosed,
+    HandshakeError,
+    WsClosed,
+    OSError,
+    trio.BrokenResourceError,
+)
 
 
 class StreamConfig:
@@ -119,6 +127,16 @@ async def _read(ws: WebSocketConnection, stale_after_s: float) -> str | bytes:
             await ws.ping()
 
 
+async def _read_batch(ws: WsConn, stale_after_s: float) -> list[bytes]:
+    """The frames that have arrived (one socket read); pings when the line has been quiet
+    (raises ``trio.TooSlowError`` if nothing at all comes back)."""
+    with trio.move_on_after(stale_after_s):
+        return await ws.receive_messages()
+    await ws.ping()
+    with trio.fail_after(stale_after_s):
+        return await ws.receive_messages()  # the pong (or anything) proves the line alive
+
+
 async def run_market_stream(
     name: str,
     url: str,
@@ -129,16 +147,23 @@ async def run_market_stream(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Read one combined market stream forever (see the module docstring)."""
+    """Read one combined market stream forever (see the module docstring).
+
+    Market streams are the firehose (Binance's depth@0ms + bookTicker + trades can reach
+    thousands of frames a second): they are read with ``WsConn``, every frame of one socket
+    read parsed and handed on in one go, with one receive time for all of them (they
+    arrived together)."""
     cfg = cfg or StreamConfig()
     backoff = _Backoff(cfg)
     started = False
     perf = time.perf_counter_ns
     parse = parser.parse_combined
+    skipped = parser.skipped
     while True:
         reason = "rotation"
         try:
-            async with open_websocket_url(url) as ws:
+            ws = await WsConn.connect(url)
+            try:
                 backoff.connected()
                 await on_state(name, True, "")
                 if not started:
@@ -146,17 +171,19 @@ async def run_market_stream(
                     task_status.started()
                 with trio.move_on_after(cfg.rotate_after_s):
                     while True:
-                        msg = await _read(ws, cfg.stale_after_s)
+                        msgs = await _read_batch(ws, cfg.stale_after_s)
                         t0 = perf()
-                        raw = msg.encode() if isinstance(msg, str) else msg
-                        try:
-                            ev = parse(raw)
-                        except (ValueError, KeyError) as e:  # off-grid value, unknown symbol
-                            parser.skipped["malformed"] = parser.skipped.get("malformed", 0) + 1
-                            del e
-                            continue
-                        if ev is not None:
-                            await emit(ev, t0)
+                        for raw in msgs:
+                            try:
+                                ev = parse(raw)
+                            except (ValueError, KeyError):  # off-grid value, unknown symbol
+                                skipped["malformed"] = skipped.get("malformed", 0) + 1
+                                continue
+                            if ev is not None:
+                                await emit(ev, t0)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await ws.aclose()
         except* (*_RECONNECT_ERRORS, trio.TooSlowError) as group:
             reason = _reason(group)
         await on_state(name, False, reason)

@@ -9,7 +9,7 @@ A disconnect with requests in flight is the same "unknown outcome" as a REST tim
 waiting ``order.place``/``order.modify`` raises ``OutcomeUnknown`` (resolved by the caller by
 querying the client order id); the connection is reopened with back-off.
 
-The connection is ``_wsconn.WsConn`` (wsproto on a raw socket): a request frame is written to
+The connection is ``_wsconn.WsConn`` (its own framing on a raw socket): a request frame is written to
 the kernel as soon as ``call`` runs, without the scheduler rounds trio-websocket's send lock
 costs.
 """
@@ -88,14 +88,15 @@ class WsApiClient:
                 if not started:
                     started = True
                     task_status.started()
+                decode, calls = self._decode, self._calls
                 while True:
-                    msg = await ws.get_message()
-                    ans = self._decode(msg)
-                    if isinstance(ans.id, int):
-                        call = self._calls.pop(ans.id, None)
-                        if call is not None:
-                            call.answer = ans
-                            call.done.set()
+                    for msg in await ws.receive_messages():
+                        ans = decode(msg)
+                        if isinstance(ans.id, int):
+                            call = calls.pop(ans.id, None)
+                            if call is not None:
+                                call.answer = ans
+                                call.done.set()
             except (WsClosed, OSError, trio.BrokenResourceError):
                 pass
             finally:
@@ -131,7 +132,7 @@ class WsApiClient:
         params["signature"] = self._creds.sign(ws_api_payload(params).encode())
         rid = next(self._ids)
         call = self._calls[rid] = _Call()
-        frame = msgspec.json.encode({"id": rid, "method": method, "params": params}).decode()
+        frame = msgspec.json.encode({"id": rid, "method": method, "params": params})
         self.stats["requests"] += 1
         sink = self.latency_sink
         on_written = _written_hook(t0_ns, sink) if t0_ns and sink is not None else None
