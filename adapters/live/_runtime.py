@@ -30,11 +30,16 @@ the journal closed (synced).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import signal
 import statistics
+import sys
+import threading
 import time
+from array import array
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,6 +77,14 @@ from ._config import LiveConfig
 __all__ = ["Runtime", "RuntimeReport", "Venue"]
 
 _STOP = object()
+#: the consumer yields after working this long without a break (ns)
+_SLICE_NS = 1_000_000
+#: young objects allocated since the last collection before the idle consumer collects them
+_GC_YOUNG = 10_000
+#: a full collection (of what was allocated since start-up) at most this often (s), when idle
+_GC_FULL_S = 60.0
+#: the interpreter's switch interval while running (s)
+_SWITCH_S = 0.0005
 
 
 class Venue(Protocol):
@@ -100,12 +113,81 @@ class Venue(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _sync_quietly(writer: JournalWriter) -> bool:
-    try:
-        writer.sync()
-    except OSError:
-        return False
-    return True
+def _gc_start() -> bool:
+    """After start-up: collect, freeze what is left (never scanned again) and stop automatic
+    collections; the consumer collects young objects when it is idle (ref/perf-notes.md: an
+    automatic full collection in the middle of a burst stalls the loop for milliseconds)."""
+    was = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    return was
+
+
+def _gc_stop(was: bool) -> None:
+    gc.unfreeze()
+    if was:
+        gc.enable()
+
+
+class _Committer(threading.Thread):
+    """fdatasync of the live journal in its own thread (see ``Runtime._sync_journal``).
+
+    The loop writes and queues ``(last seq written, append times)``; each round syncs the
+    file and marks everything queued before it started as durable. It reads the writer's
+    file descriptor between the loop's writes; a rotation (which syncs and closes the old
+    file itself) can make one sync fail: that round's entries wait for the next one.
+    """
+
+    def __init__(self, rt: Runtime, writer: JournalWriter, interval: float) -> None:
+        super().__init__(name="journal-commit", daemon=True)
+        self.rt = rt
+        self.writer = writer
+        self.interval = interval
+        self.queued = writer.durable_seq
+        self._todo: deque[tuple[int, array[int] | None]] = deque()
+        self._kick = threading.Event()
+        self._stopping = False
+
+    def queue(self, upto: int, appended: array[int] | None) -> None:
+        self.queued = upto
+        self._todo.append((upto, appended))
+        self._kick.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._kick.set()
+
+    def run(self) -> None:
+        perf = time.perf_counter_ns
+        writer, todo, rt = self.writer, self._todo, self.rt
+        last = 0.0
+        while not self._stopping:
+            self._kick.wait()
+            self._kick.clear()
+            while todo and not self._stopping:
+                # one sync at most every ``interval``: a group commit, not a sync per write
+                wait = last + self.interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last = time.monotonic()
+                n = len(todo)
+                upto = todo[n - 1][0]
+                start = perf()
+                try:
+                    writer.sync()
+                except OSError:
+                    continue  # rotated under us: the next round syncs the new file
+                done = perf()
+                # sync() marks what was written when it returned, which may be more than was
+                # written when it started: what is known durable is what was queued before
+                writer.durable_seq = upto
+                for _ in range(n):
+                    _, appended = todo.popleft()
+                    if appended:
+                        rt.durable_ns.extend(done - t for t in appended)
+                if rt._append_ns is not None:
+                    rt.fdatasync_ns.append(done - start)
 
 
 class RuntimeReport(msgspec.Struct):
@@ -179,11 +261,16 @@ class Runtime:
         self.latencies: list[int] = []
         #: bench hooks (off when None): frame -> consumer lag (ns) of market events, and the
         #: perf_counter_ns of each event's append until its group commit is durable
-        self.queue_lag: list[int] | None = None
-        self._append_ns: list[int] | None = None
-        self.durable_ns: list[int] = []
+        #: (``array``: millions of samples the garbage collector need not look at)
+        self.queue_lag: array[int] | None = None
+        self._append_ns: array[int] | None = None
+        self.durable_ns: array[int] = array("q")
+        #: how long each of those fdatasyncs took (the disk's share)
+        self.fdatasync_ns: array[int] = array("q")
         self.events = 0
         self.intents = 0
+        self._gc_full_ns = 0
+        self._committer: _Committer | None = None
         self.replayed_events = 0
         self.recovery_s = 0.0
         self.resumed = False
@@ -222,8 +309,8 @@ class Runtime:
 
     def track_latency(self) -> None:
         """Collect the bench figures (frame -> consumer lag, append -> durable)."""
-        self.queue_lag = []
-        self._append_ns = []
+        self.queue_lag = array("q")
+        self._append_ns = array("q")
 
     def request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -341,19 +428,37 @@ class Runtime:
         receive_nowait = recv.receive_nowait
         dispatch = self._dispatch
         perf = time.perf_counter_ns
+        gc_count, gc_collect = gc.get_count, gc.collect
+        hand_over = self._hand_over
+        slice_ns = _SLICE_NS
         run = 0
+        young = 0
         task_status.started()
         # Batched reads: everything already in the channel is taken without a scheduler round
         # per event (``receive`` yields on every call); a step with intents is flushed and
         # its requests handed on at once, then the loop yields so they run before the backlog.
+        # A backlog is worked off in slices of ~1 ms, so the rest of the loop (the stream
+        # readers, the journal's sync, requests in flight) never waits longer than that.
+        # Garbage is collected here, when the channel is empty (see ``_gc_start``).
+        since = perf()
         while True:
             try:
                 item = receive_nowait()
             except trio.WouldBlock:
+                hand_over()  # idle: what was appended goes to the OS and the committer
+                if gc_count()[0] > _GC_YOUNG:
+                    young += 1
+                    if young % 100 == 0 and perf() - self._gc_full_ns > _GC_FULL_S * 1e9:
+                        gc_collect()
+                        gc.freeze()  # survivors are long-lived: never scanned again
+                        self._gc_full_ns = perf()
+                    else:
+                        gc_collect(1 if young % 10 == 0 else 0)
                 try:
                     item = await recv.receive()
                 except trio.EndOfChannel:
                     return
+                since = perf()
             except trio.EndOfChannel:
                 return
             ev, t0 = item
@@ -377,11 +482,15 @@ class Runtime:
                 if dispatch(intents, t0):
                     run = 0
                     await trio.lowlevel.checkpoint()  # let the requests go out first
+                    since = perf()
                     continue
             run += 1
-            if run >= 256:  # a long backlog still lets the rest of the loop breathe
+            if run >= 16:
                 run = 0
-                await trio.lowlevel.checkpoint()
+                now = perf()
+                if now - since >= slice_ns:
+                    await trio.lowlevel.checkpoint()
+                    since = perf()
 
     def _dispatch(self, intents: Any, t0: int) -> bool:
         """Hand the intents on; True if a request task was started."""
@@ -441,44 +550,46 @@ class Runtime:
             await self.emit(TimerFired(tid, at))
 
     async def _sync_journal(self) -> None:
-        """Group commit off the hot path: flush whole steps, fdatasync in a worker thread.
+        """Group commit: write whole steps on the loop, fdatasync in a thread of its own.
 
-        An inline fdatasync stalls the event loop for its 0.2-0.5 ms (up to tens of ms under
-        load, ref/perf-notes.md); in a thread the loop keeps stamping, stepping and sending
-        while the disk works. The consumer's own writes go to the OS right away either way.
+        An inline fdatasync stalls the event loop for its 0.2-0.5 ms (tens of ms on a busy
+        disk, ref/perf-notes.md). The committer thread (``_Committer``) syncs on its own
+        clock and never waits for the loop: a sync that has returned is durable at once,
+        not when the scheduler gets round to a task (which a busy loop delays by a slice,
+        and a worker thread's hand-back by a GIL switch). This task only writes what the
+        consumer appended since (whole steps: the consumer never awaits inside one) to the
+        OS every ``interval`` and tells the committer how far that goes.
         """
         writer = self.writer
         assert writer is not None
         mode = self.durability.mode
+        if mode == "none":
+            return
         interval = self.durability.interval_ms / 1000 if mode == "interval" else 0.002
-        perf = time.perf_counter_ns
-        last = 0.0
-        while True:
-            # the next commit starts ``interval`` after the previous one started (at once if
-            # the disk took longer than that)
-            await trio.sleep_until(last + interval)
-            last = trio.current_time()
-            writer.flush()  # whole steps only: the consumer never awaits inside one
-            upto = writer.next_seq - 1
-            if mode == "none" or writer.durable_seq >= upto:
-                continue
-            pending = self._append_ns
-            if pending is not None:
-                self._append_ns = []
-            # writer.sync sets durable_seq to what was written when it returns, which may be
-            # more than was written when it started: put it back to what is known durable
-            before = writer.durable_seq
-            if not await trio.to_thread.run_sync(_sync_quietly, writer, abandon_on_cancel=False):
-                # the segment rotated (its fd closed) while syncing: the next round syncs the
-                # new one
-                writer.durable_seq = before
-                if pending:
-                    self._append_ns = pending + (self._append_ns or [])
-                continue
-            writer.durable_seq = upto
-            if pending:
-                done = perf()
-                self.durable_ns.extend(done - t for t in pending)
+        committer = self._committer = _Committer(self, writer, interval)
+        committer.start()
+        try:
+            while True:
+                await trio.sleep(interval)
+                self._hand_over()
+        finally:
+            committer.stop()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(committer.join)
+
+    def _hand_over(self) -> None:
+        """Write what was appended to the OS and queue it for the committer's next sync."""
+        writer, committer = self.writer, self._committer
+        if writer is None or committer is None:
+            return
+        writer.flush()
+        upto = writer.next_seq - 1
+        if upto <= committer.queued:
+            return
+        pending = self._append_ns
+        if pending is not None:
+            self._append_ns = array("q")
+        committer.queue(upto, pending)
 
     async def _dead_man(self) -> None:
         if not self.live.dead_man_s:
@@ -528,6 +639,11 @@ class Runtime:
     ) -> RuntimeReport:
         instruments = await self.venue.instruments(self.symbols)
         first = self._recover(instruments)
+        gc_was: bool | None = None
+        switch = sys.getswitchinterval()
+        # the journal's fdatasync returns in a worker thread, which then waits for the GIL:
+        # up to the switch interval (5 ms) while the loop is busy. Ask for it sooner.
+        sys.setswitchinterval(_SWITCH_S)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -539,6 +655,8 @@ class Runtime:
                 if self.install_signals:
                     nursery.start_soon(self._signals)
                 await self.venue.start(nursery, self)
+                gc_was = _gc_start()
+                self._gc_full_ns = time.perf_counter_ns()
                 nursery.start_soon(self._dead_man)
                 nursery.start_soon(self._reconcile_periodically)
                 nursery.start_soon(self._status_loop)
@@ -552,6 +670,9 @@ class Runtime:
                 await self._shutdown()
                 nursery.cancel_scope.cancel()
         finally:
+            sys.setswitchinterval(switch)
+            if gc_was is not None:
+                _gc_stop(gc_was)
             if self.writer is not None:
                 self.writer.close()
             await self.venue.aclose()
