@@ -69,10 +69,20 @@ _MS = 1_000_000
 class _MarketSide:
     """Market data for both venues: REST exchangeInfo/depth and the market streams."""
 
-    def __init__(self, endpoints: Endpoints, live: LiveConfig, rest: RestClient) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        live: LiveConfig,
+        rest: RestClient,
+        market: Endpoints | None = None,
+    ) -> None:
         self.endpoints = endpoints
         self.live = live
         self.rest = rest
+        #: market streams and depth snapshots from elsewhere (e.g. the bench's firehose);
+        #: instruments, orders and the user stream stay on ``endpoints``
+        self.market_endpoints = market or endpoints
+        self.market_rest = RestClient(market.rest_url, None) if market is not None else rest
         self.market_parser = MarketParser()
         self.user_parser = UserParser()
         self.stream_cfg = StreamConfig(
@@ -104,7 +114,7 @@ class _MarketSide:
 
     async def _start_market(self, nursery: trio.Nursery, rt: Runtime, emit: Any) -> None:
         urls = market_stream_urls(
-            self.endpoints.ws_url,
+            self.market_endpoints.ws_url,
             rt.symbols,
             routed=self.endpoints.routed_streams,
             kline=self.live.kline,
@@ -138,7 +148,7 @@ class _MarketSide:
             sym = self._symbol_of[r.inst]
             for attempt in range(5):
                 try:
-                    body = await self.rest.depth(sym)
+                    body = await self.market_rest.depth(sym)
                     return [self.market_parser.parse_snapshot(sym, body)]
                 except RestError as e:
                     rt.log(f"depth snapshot {sym} failed: {e}")
@@ -176,6 +186,7 @@ class ExchangeVenue(_MarketSide):
         credentials: Credentials,
         *,
         rest: RestClient | None = None,
+        market: Endpoints | None = None,
     ) -> None:
         rest = rest or RestClient(
             endpoints.rest_url,
@@ -183,7 +194,7 @@ class ExchangeVenue(_MarketSide):
             recv_window_ms=live.recv_window_ms,
             timeout_s=live.timeout_s,
         )
-        super().__init__(endpoints, live, rest)
+        super().__init__(endpoints, live, rest, market)
         self.credentials = credentials
         self._locks: dict[str, trio.Lock] = {}
         self._resolving: set[str] = set()
@@ -239,6 +250,8 @@ class ExchangeVenue(_MarketSide):
 
     async def aclose(self) -> None:
         await self.rest.aclose()
+        if self.market_rest is not self.rest:
+            await self.market_rest.aclose()
 
     def describe(self) -> dict[str, Any]:
         return {
