@@ -82,6 +82,14 @@ def _import_progress(files: tuple[Path, ...]) -> Any:
     "--as BTCUSDT=BTCUSDC backtests a USDC-M config on the recorded USDT-M market (a proxy: "
     "the two perpetuals track each other, their books and flows differ).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that parse the JSON (default: every core for files of 1 MB or more; "
+    "1 = no worker processes, e.g. beside a live bot on a small VPS). The journal is the "
+    "same either way.",
+)
 @_strict_option
 @force_option
 def import_binance_ws(
@@ -90,6 +98,7 @@ def import_binance_ws(
     exchange_info: tuple[Path, ...],
     infer_filters: bool,
     renames: tuple[str, ...],
+    jobs: int | None,
     strict: bool,
     force: bool,
 ) -> None:
@@ -119,6 +128,7 @@ def import_binance_ws(
             overwrite=force,
             progress=tick,
             renames=mapping,
+            jobs=jobs,
         )
     _print_import(report)
 

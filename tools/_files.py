@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["file_digest", "iter_lines"]
+__all__ = ["file_digest", "iter_line_batches", "iter_lines"]
 
 _CHUNK = 1 << 20
 _FIRST_CHUNK = 1 << 14
@@ -50,8 +50,11 @@ def _inflate_chunks(
         out.put(e)
 
 
-def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
-    """Lines of ``path`` without their newline; gzip is detected by its magic bytes.
+def iter_line_batches(
+    path: Path, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[list[bytes]]:
+    """Lines of ``path`` without their newline, in lists (one per chunk); gzip is detected by
+    its magic bytes.
 
     A helper thread reads and decompresses 1 MB chunks ahead of the consumer (zlib runs
     without the GIL, so this overlaps with parsing on a second core). ``on_bytes`` is told
@@ -78,9 +81,10 @@ def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Ite
                 data = rest + data
             lines = data.split(b"\n")
             rest = lines.pop()
-            yield from lines
+            if lines:
+                yield lines
         if rest:
-            yield rest
+            yield [rest]
     finally:
         # a consumer that stops early must not leave the producer blocked on a full queue
         stop.set()
@@ -89,6 +93,12 @@ def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Ite
                 chunks.get_nowait()
             except queue.Empty:
                 worker.join(0.01)
+
+
+def iter_lines(path: Path, on_bytes: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """Lines of ``path`` without their newline (see ``iter_line_batches``)."""
+    for lines in iter_line_batches(path, on_bytes):
+        yield from lines
 
 
 def file_digest(path: Path) -> str:

@@ -175,11 +175,19 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
     lines = report.lines
     if want("import"):
         base, _ = _timed(lambda: sum(1 for _ in iter_lines(data)), runs)
+        serial, _ = _timed(
+            lambda: import_binance_ws([data], tmp / "serial", overwrite=True, jobs=0), runs
+        )
         rate = lines / _median(times)
         figures["import_lines_per_s"] = rate
+        figures["import_one_process_lines_per_s"] = lines / _median(serial)
         console.print(f"\n[bold]import[/] ({lines:,} lines, gzip JSON -> journal)")
         console.print(
             f"  import: {fmt_rate(rate)} lines/s  (median {_median(times):.3f} s; target >= 200 k)"
+        )
+        console.print(
+            f"  one process (--jobs 1): {fmt_rate(lines / _median(serial))} lines/s "
+            f"-> parse workers give {_median(serial) / _median(times):.2f}x"
         )
         console.print(
             f"  baseline, gunzip + split lines only: {fmt_rate(lines / _median(base))} lines/s "
