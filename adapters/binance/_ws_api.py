@@ -118,8 +118,9 @@ class WsApiClient:
         self, method: str, params: dict[str, Any], *, mutating: bool, t0_ns: int = 0
     ) -> bytes:
         """One signed request; the ``result`` JSON, or raise ``RestError``/``OutcomeUnknown``."""
-        with trio.move_on_after(self.timeout_s):
-            await self._ready.wait()
+        if self._ws is None:  # connected: no await (a checkpoint) before the write
+            with trio.move_on_after(self.timeout_s):
+                await self._ready.wait()
         ws = self._ws
         if ws is None:
             raise RestError(0, -1001, "ws-api not connected", method)  # nothing was sent
