@@ -445,6 +445,53 @@ def _live(runs: int) -> dict[str, float]:
             f"{lag99:.2f} ms, journal append->durable p99 {dur99:.1f} ms (target <= 2), "
             f"worst loop stall {stall:.1f} ms (target <= 5)"
         )
+    out.update(_live_throughput(n))
+    return out
+
+
+def _live_throughput(n: int) -> dict[str, float]:
+    """The runtime fed by the firehose (a recorded session over a loopback WebSocket) at
+    rising rates: does it keep up, and what do the journal and the loop look like."""
+    from adapters.live._bench import RECORDING, run_firehose
+
+    out: dict[str, float] = {}
+    if not RECORDING.exists():
+        console.print(f"  throughput: skipped ({RECORDING} not found)")
+        return out
+    console.print(
+        f"  throughput: the firehose replays {RECORDING.name} (depth diffs, bookTicker, trades) "
+        f"at a set rate, orders go to the local exchange; median of {n} runs of 10 s; the "
+        "'bare' stall is a 1 ms-sleep monitor in an otherwise idle process, same window"
+    )
+    for rate in (20_000, 30_000, 40_000):
+        rs = [run_firehose(rate) for _ in range(n)]
+
+        def med(f: Any, rs: list[dict[str, Any]] = rs) -> float:
+            return _median([float(f(r)) for r in rs])
+
+        eps = med(lambda r: r["events_per_s"])
+        fig = {
+            "events_per_s": eps,
+            "backlog": med(lambda r: r["firehose"]["max_backlog"]),
+            "cpu_share": med(lambda r: r["cpu_share"]),
+            "lag_p99_ms": med(lambda r: r["frame_to_consumer"]["p99_ms"]),
+            "durable_p50_ms": med(lambda r: r["journal_durable"]["p50_ms"]),
+            "durable_p99_ms": med(lambda r: r["journal_durable"]["p99_ms"]),
+            "fdatasync_p99_ms": med(lambda r: r["fdatasync"]["p99_ms"]),
+            "max_stall_ms": med(lambda r: r["max_stall_ms"]),
+            "bare_stall_ms": med(lambda r: r["bare_process_max_stall_ms"]),
+            "loadavg": med(lambda r: r["loadavg_1m"]),
+        }
+        for k, v in fig.items():
+            out[f"live_firehose_{rate // 1000}k_{k}"] = v
+        console.print(
+            f"  {fmt_rate(rate)}/s offered: {fmt_rate(eps)} events/s taken, firehose backlog "
+            f"{fig['backlog']:.0f} frames, CPU {fig['cpu_share']:.2f} of a core, frame->consumer "
+            f"p99 {fig['lag_p99_ms']:.1f} ms; journal append->durable p50 "
+            f"{fig['durable_p50_ms']:.1f} / p99 {fig['durable_p99_ms']:.1f} ms (fdatasync alone "
+            f"p99 {fig['fdatasync_p99_ms']:.1f}); worst stall {fig['max_stall_ms']:.1f} ms "
+            f"(bare process {fig['bare_stall_ms']:.1f}); load {fig['loadavg']:.1f}"
+        )
     return out
 
 
