@@ -18,8 +18,10 @@ it, so step 1 matters in replay too. Spot diffs (``pu`` absent, sent as -1) chai
 
 Levels live in plain dicts (price ticks -> qty lots), several times faster in CPython than a
 sorted container. A diff is applied with one bulk ``dict.update``: a deleted level stays in
-the dict with quantity 0 (deleting costs a Python loop per level; the dict is compacted every
-few thousand diffs). So ``bids``/``asks`` may hold zeros: use ``levels()`` or ``depth()`` to
+the dict with quantity 0 (deleting them as they come costs a Python loop per level: +40% per
+real diff, measured), and every few thousand diffs the zeros are deleted in place by C-level
+iteration (~0.2 ms on a real book; rebuilding the dicts instead took 1-1.5 ms, one step far
+above the rest). So ``bids``/``asks`` may hold zeros: use ``levels()`` or ``depth()`` to
 read them. The best price is tracked incrementally: a better live price in the diff replaces
 it; if the best level emptied, the next one is found by stepping tick by tick (it is nearly
 always a few ticks away) before falling back to a full scan.
@@ -28,8 +30,10 @@ always a few ticks away) before falling back to a full scan.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from enum import IntEnum
 from itertools import compress
+from operator import not_
 
 from ._events import BookDeltaReceived, BookSnapshotReceived
 
@@ -40,8 +44,9 @@ __all__ = ["BookOutcome", "BookSync", "OrderBook"]
 MAX_PENDING = 4096
 
 
-#: compact the level dicts (drop zero levels) after this many applied diffs
-COMPACT_EVERY = 4096
+#: drop the zero levels of each side once per this many applied diffs (the two sides half a
+#: period apart: one side's sweep is the most any single step pays, ~0.2-0.5 ms)
+COMPACT_EVERY = 2048
 
 
 def _walk(levels: dict[int, int], start: int, direction: int) -> int:
@@ -54,6 +59,12 @@ def _walk(levels: dict[int, int], start: int, direction: int) -> int:
         p += direction
     live = compress(levels, levels.values())
     return max(live, default=0) if direction < 0 else min(live, default=0)
+
+
+def _drop_zeros(levels: dict[int, int]) -> None:
+    """Delete the zero-quantity levels in place (every loop runs in C)."""
+    empty = list(compress(levels, map(not_, levels.values())))
+    deque(map(levels.pop, empty), maxlen=0)
 
 
 class BookSync(IntEnum):
@@ -215,8 +226,11 @@ class OrderBook:
             if not asks.get(best):
                 best = _walk(asks, best, 1) if best else 0
             self.best_ask = best
-        if not self.deltas_applied % COMPACT_EVERY:
-            self.bids, self.asks = self.levels()
+        phase = self.deltas_applied % COMPACT_EVERY
+        if not phase:
+            _drop_zeros(self.bids)
+        elif phase == COMPACT_EVERY // 2:
+            _drop_zeros(self.asks)
 
     def _gap(self, ev: BookDeltaReceived, detail: str) -> BookOutcome:
         self.gaps += 1

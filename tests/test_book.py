@@ -102,6 +102,26 @@ def test_the_reducer_asks_for_a_snapshot_once_and_alerts_on_a_gap():
     assert f.state.stats["book_gaps"] == 1
 
 
+def test_emptied_levels_are_swept_without_changing_the_book():
+    from engine._book import COMPACT_EVERY, OrderBook
+
+    b = OrderBook(0)
+    b.apply_snapshot(snap(10, [100, 1], [200, 1]))
+    # every diff adds one level per side and empties the one the previous diff added
+    for k in range(1, 3 * COMPACT_EVERY):
+        first = 10 if k == 1 else 10 + k  # the first diff straddles the snapshot's id
+        bids = [100 - k, 2] + ([100 - k + 1, 0] if k > 1 else [])
+        asks = [200 + k, 2] + ([200 + k - 1, 0] if k > 1 else [])
+        assert b.apply_delta(diff(first, 10 + k, 9 + k, bids, asks)) is BookOutcome.APPLIED
+        assert (b.best_bid, b.best_ask) == (100, 200)
+    live_bids, live_asks = b.levels()
+    assert live_bids == {100: 1, 100 - (3 * COMPACT_EVERY - 1): 2}
+    assert live_asks == {200: 1, 200 + 3 * COMPACT_EVERY - 1: 2}
+    # zeros are kept between sweeps, never more than a period's worth
+    assert len(b.bids) - len(live_bids) <= COMPACT_EVERY
+    assert len(b.asks) - len(live_asks) <= COMPACT_EVERY
+
+
 # ---------------------------------------------------------------------------------------------
 # the real sessions
 
