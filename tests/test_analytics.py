@@ -404,3 +404,37 @@ def test_mid_runs_match_a_plain_loop(shuffled):
     got_rows = list(zip(*(got[n].to_pylist() for n in got)))
     assert got_rows == _runs_by_hand(rows)
     assert len(got_rows) < len(rows)
+
+
+def _tables_of(path: Path, lazy: bool) -> dict:
+    from replay.analytics._export import journal_tables
+
+    tables, _, _ = journal_tables(path, lazy=lazy)
+    return {n: t.drop_columns(["journal"]) for n, t in tables.items() if n != "export_info"}
+
+
+@pytest.mark.parametrize("cut", ["middle", "segment", "wrong"])
+def test_two_process_scan_equals_one_process(backtest, monkeypatch, cut):
+    """The journal scanned in two processes (cut in the middle of a segment, at a segment's
+    start: here the first half is empty, or at an offset that is no frame of the first
+    half's: then the split is refused and the journal scanned again in one process) gives
+    the same tables as one scan."""
+    from replay.analytics import _collect
+
+    path, _ = backtest
+    monkeypatch.setattr(_collect, "_SPLIT_MIN_BYTES", 1 << 40)
+    one = _tables_of(path, lazy=False)
+    monkeypatch.setattr(_collect, "_SPLIT_MIN_BYTES", 0)
+    cut_at = _collect._cut
+    if cut == "segment":
+        monkeypatch.setattr(_collect, "_cut", lambda r, s: (0, 24))
+    elif cut == "wrong":
+        monkeypatch.setattr(_collect, "_cut", lambda r, s: (0, cut_at(r, s)[1] + 1))
+    split = _collect._collect_split
+    used = []
+    monkeypatch.setattr(_collect, "_collect_split", lambda *a: used.append(split(*a)) or used[-1])
+    two = _tables_of(path, lazy=False)
+    assert (used[0] is None) == (cut == "wrong")
+    assert one.keys() == two.keys()
+    for name in one:
+        assert one[name].equals(two[name]), name

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from replay._verify import gc_paused
 
 from ._collect import collect
-from ._tables import build_tables
+from ._tables import build_tables, derived
 from ._views import VIEWS, create_views
 
 __all__ = ["ExportResult", "export_duckdb", "export_parquet", "journal_tables"]
@@ -36,15 +36,20 @@ class ExportResult(msgspec.Struct):
 
 
 def journal_tables(
-    journal: Path, progress: Callable[[int], None] | None = None
+    journal: Path, progress: Callable[[int], None] | None = None, lazy: bool = False
 ) -> tuple[dict[str, pa.Table], int, str | None]:
     """(tables, events read, torn-tail description) of one journal, each table with its
-    ``journal`` column first."""
+    ``journal`` column first. ``lazy``: the columns computed from others (decimals, times,
+    the journal's name) are ``derived`` placeholders, for DuckDB to compute."""
     with gc_paused():  # millions of small objects, none cyclic: the collector only slows us
         c = collect(journal, progress)
     name = journal.resolve().name
     tables = {}
-    for tname, t in build_tables(c).items():
+    for tname, t in build_tables(c, lazy).items():
+        if lazy:
+            field, col = derived(t.num_rows, "VARCHAR", "'" + name.replace("'", "''") + "'")
+            tables[tname] = t.add_column(0, field.with_name("journal"), col)
+            continue
         col = pa.DictionaryArray.from_arrays(
             pa.repeat(pa.scalar(0, pa.int32()), t.num_rows), pa.array([name])
         )
@@ -74,7 +79,7 @@ def export_duckdb(
     atomically: a reader never sees a half-written file). ``fingerprint`` is stored in
     ``export_info`` for the SQL cache."""
     t0 = time.perf_counter()
-    tables, events, torn = journal_tables(journal, progress)
+    tables, events, torn = journal_tables(journal, progress, lazy=True)
     info = tables["export_info"]
     tables["export_info"] = info.set_column(
         info.schema.get_field_index("fingerprint"),
@@ -87,13 +92,7 @@ def export_duckdb(
     try:
         con = duckdb.connect(str(tmp))
         for name, t in tables.items():
-            con.register("arrow_in", t)
-            # the journal name arrives dictionary-encoded; store it as plain text
-            con.execute(
-                f"CREATE TABLE {name} AS SELECT * REPLACE (journal::VARCHAR AS journal) "
-                "FROM arrow_in"
-            )
-            con.unregister("arrow_in")
+            _write_table(con, name, t)
         create_views(con)
         con.close()
         os.replace(tmp, out)
@@ -135,3 +134,24 @@ def export_parquet(
         time.perf_counter() - t1,
         torn,
     )
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, name: str, t: pa.Table) -> None:
+    """``t`` as the table ``name``: its columns stored, its ``derived`` placeholders as
+    VIRTUAL generated columns (computed when read: not converted, compressed nor stored)."""
+    stored = [f.name for f in t.schema if not (f.metadata and b"sql" in f.metadata)]
+    con.register("arrow_in", t.select(stored))
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE arrow_in)").fetchall())
+    cols = []
+    for f in t.schema:
+        if f.name in types:
+            ty = types[f.name]
+            # a dictionary-encoded column (the journal's name in export_info) as plain text
+            cols.append(f'"{f.name}" {"VARCHAR" if ty.startswith("ENUM") else ty}')
+        else:
+            meta = f.metadata
+            cols.append(f'"{f.name}" {meta[b"sql_type"].decode()} AS ({meta[b"sql"].decode()})')
+    con.execute(f"CREATE TABLE {name} ({', '.join(cols)})")
+    names = ", ".join(f'"{n}"' for n in stored)
+    con.execute(f"INSERT INTO {name} ({names}) SELECT {names} FROM arrow_in")
+    con.unregister("arrow_in")

@@ -20,16 +20,36 @@ from ._columns import decimal_column, int_column, time_column
 from ._ledger import Rows
 from ._mids import mid_runs
 
-__all__ = ["MONEY_DECIMALS", "build_tables"]
+__all__ = ["MONEY_DECIMALS", "build_tables", "derived"]
 
 MONEY_DECIMALS = 8  # QUOTE_SCALE = 1e8
 assert 10**MONEY_DECIMALS == QUOTE_SCALE
 
 
-class _Scales:
-    """Per-instrument factors turning ticks/lots into integers of one common decimal scale."""
+def derived(n: int, sql_type: str, expr: str) -> tuple[pa.Field, pa.Array]:
+    """A placeholder column for a value DuckDB computes (a VIRTUAL generated column): all
+    nulls (no buffers), its type and expression in the field's metadata."""
+    meta = {b"sql_type": sql_type.encode(), b"sql": expr.encode()}
+    return pa.field("", pa.null(), metadata=meta), pa.nulls(n)
 
-    def __init__(self, instruments: dict[int, Instrument]) -> None:
+
+def _sql_decimal(src: str, factor: str, decimals: int) -> tuple[str, str]:
+    """(type, expression) of ``src * factor`` read as a DECIMAL(18, decimals) (exact)."""
+    unit = f"CAST(0.{'0' * (decimals - 1)}1 AS DECIMAL(18, {decimals}))" if decimals else "1"
+    ty = f"DECIMAL(18,{decimals})"
+    return ty, f"CAST({src} * {factor} * {unit} AS {ty})"
+
+
+def _sql_time(src: str) -> tuple[str, str]:
+    return "TIMESTAMP", f"make_timestamp({src} // 1000)"
+
+
+class _Scales:
+    """Per-instrument factors turning ticks/lots into integers of one common decimal scale.
+    ``lazy``: the decimals are left to DuckDB (``derived`` placeholders)."""
+
+    def __init__(self, instruments: dict[int, Instrument], lazy: bool = False) -> None:
+        self.lazy = lazy
         ins = list(instruments.values())
         self.price_decimals = max((i.price_scale.decimals for i in ins), default=2)
         self.qty_decimals = max((i.qty_scale.decimals for i in ins), default=3)
@@ -50,21 +70,46 @@ class _Scales:
         table = pa.array([factors.get(i, 0) for i in range(size)], pa.int64())
         return table.take(inst)
 
-    def price(self, ticks: pa.Array, inst: pa.Array) -> pa.Array:
+    @staticmethod
+    def _sql_factor(factors: dict[int, int], times: int = 1) -> str:
+        """``_factor`` in SQL, over the row's ``inst``."""
+        distinct = set(factors.values())
+        if len(distinct) <= 1:
+            return str((distinct.pop() if distinct else 1) * times)
+        cases = " ".join(f"WHEN {i} THEN {f * times}" for i, f in sorted(factors.items()))
+        return f"(CASE WHEN inst IS NULL THEN NULL {cases} ELSE 0 END)"
+
+    def price(self, ticks: pa.Array, inst: pa.Array, src: str = "") -> Any:
+        if self.lazy:
+            sql = _sql_decimal(src, self._sql_factor(self._price), self.price_decimals)
+            return derived(len(ticks), *sql)
         return decimal_column(ticks, self._factor(self._price, inst), self.price_decimals)
 
-    def half_price(self, ticks2: pa.Array, inst: pa.Array) -> pa.Array:
+    def half_price(self, ticks2: pa.Array, inst: pa.Array, src: str = "") -> Any:
         """Twice a price in ticks (a mid) as the price, at one more decimal: exact."""
+        if self.lazy:
+            sql = _sql_decimal(src, self._sql_factor(self._price, 5), self.price_decimals + 1)
+            return derived(len(ticks2), *sql)
         factor = self._factor(self._price, inst)
         factor = factor * 5 if isinstance(factor, int) else pc.multiply(factor, 5)
         return decimal_column(ticks2, factor, self.price_decimals + 1)
 
-    def qty(self, lots: pa.Array, inst: pa.Array) -> pa.Array:
+    def qty(self, lots: pa.Array, inst: pa.Array, src: str = "") -> Any:
+        if self.lazy:
+            sql = _sql_decimal(src, self._sql_factor(self._qty), self.qty_decimals)
+            return derived(len(lots), *sql)
         return decimal_column(lots, self._factor(self._qty, inst), self.qty_decimals)
 
+    def fixed(self, units: pa.Array, factor: int, decimals: int, src: str) -> Any:
+        """``units * factor`` as a DECIMAL(18, decimals), whatever the instrument."""
+        if self.lazy:
+            return derived(len(units), *_sql_decimal(src, str(factor), decimals))
+        return decimal_column(units, factor, decimals)
 
-def _money(minor: pa.Array) -> pa.Array:
-    return decimal_column(minor, 1, MONEY_DECIMALS)
+    def time(self, ns: pa.Array, src: str) -> Any:
+        if self.lazy:
+            return derived(len(ns), *_sql_time(src))
+        return time_column(ns)
 
 
 def _columns(rows: Rows, types: dict[str, pa.DataType]) -> dict[str, pa.Array]:
@@ -88,26 +133,40 @@ def _guess(name: str) -> pa.DataType:
 
 def _decorate(cols: dict[str, pa.Array], scales: _Scales) -> pa.Table:
     """Add the decimal twin of every unit-suffixed column, and ``time`` after ``recv_ns``."""
-    out: dict[str, pa.Array] = {}
+    out: dict[str, Any] = {}
     inst = cols.get("inst")
     for name, arr in cols.items():
         out[name] = arr
         if name == "recv_ns":
-            out["time"] = time_column(arr)
+            out["time"] = scales.time(arr, name)
         elif name == "mid2_ticks" and inst is not None:
-            out["mid"] = scales.half_price(arr, inst)
+            out["mid"] = scales.half_price(arr, inst, name)
         elif name.endswith("_ticks") and inst is not None and name != "edge_half_ticks":
-            out[name.removesuffix("_ticks")] = scales.price(arr, inst)
+            out[name.removesuffix("_ticks")] = scales.price(arr, inst, name)
         elif name.endswith("_lots") and inst is not None:
-            out[name.removesuffix("_lots")] = scales.qty(arr, inst)
+            out[name.removesuffix("_lots")] = scales.qty(arr, inst, name)
         elif name.endswith("_minor") and not name.endswith("_half_minor"):
-            out[name.removesuffix("_minor")] = _money(arr)
+            out[name.removesuffix("_minor")] = scales.fixed(arr, 1, MONEY_DECIMALS, name)
         elif name.endswith("_half_minor"):
             # twice the minor units: x5 at 9 decimals is exact
-            out[name.removesuffix("_half_minor")] = decimal_column(arr, 5, MONEY_DECIMALS + 1)
+            out[name.removesuffix("_half_minor")] = scales.fixed(arr, 5, MONEY_DECIMALS + 1, name)
         elif name.endswith("_e8"):
-            out[name.removesuffix("_e8")] = decimal_column(arr, 1, 8)
-    return pa.table(out)
+            out[name.removesuffix("_e8")] = scales.fixed(arr, 1, 8, name)
+    return _table(out)
+
+
+def _table(cols: dict[str, Any]) -> pa.Table:
+    """A table of arrays and ``derived`` placeholders (named here)."""
+    fields, arrays = [], []
+    for name, col in cols.items():
+        if isinstance(col, tuple):
+            field, arr = col
+            fields.append(field.with_name(name))
+            arrays.append(arr)
+        else:
+            fields.append(pa.field(name, col.type))
+            arrays.append(col)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _decimals(values: list[Any]) -> pa.Array:
@@ -167,11 +226,17 @@ def _klines_table(c: Collected, scales: _Scales) -> pa.Table:
     return t.append_column("closed", pc.cast(closed, pa.bool_()))
 
 
-def build_tables(c: Collected) -> dict[str, pa.Table]:
-    """Every exported table of one journal, by name."""
-    scales = _Scales(c.instruments)
+def build_tables(c: Collected, lazy: bool = False) -> dict[str, pa.Table]:
+    """Every exported table of one journal, by name. ``lazy``: the decimal and time twins
+    are ``derived`` placeholders, for DuckDB to compute."""
+    scales = _Scales(c.instruments, lazy)
     events = c.events_table()
-    events = events.add_column(2, "time", time_column(events["recv_ns"].combine_chunks()))
+    recv = events["recv_ns"].combine_chunks()
+    time = scales.time(recv, "recv_ns")
+    if lazy:
+        events = events.add_column(2, time[0].with_name("time"), time[1])
+    else:
+        events = events.add_column(2, "time", time)
     led = c.ledger
     side = {"side": pa.int8(), "taker_side": pa.int8()}
     tables = {
