@@ -175,13 +175,13 @@ class _Committer(threading.Thread):
                 upto = todo[n - 1][0]
                 start = perf()
                 try:
-                    writer.sync()
+                    writer.sync()  # also syncs and closes segments rotated since the last
                 except OSError:
-                    continue  # rotated under us: the next round syncs the new file
+                    continue  # the disk failed this round: the entries wait for the next
                 done = perf()
-                # sync() marks what was written when it returned, which may be more than was
-                # written when it started: what is known durable is what was queued before
-                writer.durable_seq = upto
+                # what was queued before the sync started is on the disk (sync() itself
+                # marks what was written when it started, which can be a little more)
+                writer.durable_seq = max(writer.durable_seq, upto)
                 for _ in range(n):
                     _, appended = todo.popleft()
                     if appended:
@@ -371,7 +371,9 @@ class Runtime:
                         last = None
             if last is not None:
                 hook(last, [])
-            self.writer, torn = JournalWriter.open_append(self.journal, durability=durability)
+            self.writer, torn = JournalWriter.open_append(
+                self.journal, durability=durability, external_sync=True
+            )
             if torn is not None:
                 self.log(f"journal: cut a torn tail of {torn.cut_bytes} bytes ({torn.describe()})")
             for tid, at in pending_timers.items():
@@ -403,7 +405,9 @@ class Runtime:
                 instruments=instruments,
                 source={"venue": self.venue.name},
             )
-            self.writer = JournalWriter.create(self.journal, header, durability=durability)
+            self.writer = JournalWriter.create(
+                self.journal, header, durability=durability, external_sync=True
+            )
             self.engine = Engine(build_state(load_engine_config(self.config)))
             first.extend(instruments)
             for spec in instruments:
