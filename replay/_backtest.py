@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -57,7 +57,18 @@ from ._summary import RunStats, Summary
 from ._verify import ReplayError, gc_paused
 from .sim import ScheduledExchange, SimConfig
 
-__all__ = ["MARKET_TYPES", "BacktestResult", "load_sim_config", "run_backtest"]
+__all__ = ["MARKET_TYPES", "BacktestResult", "MarketSource", "load_sim_config", "run_backtest"]
+
+
+class MarketSource(Protocol):
+    """Market events that are not (yet) a journal, e.g. a recorded file parsed on the fly
+    (``tools.import_ws.RecordedStream``): what the journal's header and records would be."""
+
+    name: str
+    header: JournalHeader
+
+    def records(self) -> Iterator[tuple[EventRecord, Any]]: ...
+
 
 #: event types a data journal contributes; exchange answers in a live journal are dropped
 #: (a counterfactual backtest replaces them with the simulated exchange's)
@@ -142,20 +153,28 @@ class _NullWriter:
 
 def run_backtest(
     config: dict[str, Any],
-    data: str | Path,
+    data: str | Path | MarketSource,
     out: str | Path | None,
     *,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     digest: bool = False,
 ) -> BacktestResult:
-    """Backtest ``config`` (a plain config dict) over the market events of journal ``data``.
+    """Backtest ``config`` (a plain config dict) over the market events of journal ``data``
+    (or of a ``MarketSource``: the same run as over the journal it would write).
 
     ``out=None`` writes no journal. The run's digest (sha256 of every record it produced) is
     computed when there is no journal, or when ``digest`` is set.
     """
-    data = Path(data)
-    data_header = read_header(data)
+    source: MarketSource | None = None
+    if isinstance(data, str | Path):
+        data = Path(data)
+        data_header = read_header(data)
+        data_name = data.name
+    else:
+        source = data
+        data_header = source.header
+        data_name = source.name
     engine_config = load_engine_config(config)
     sim_config = load_sim_config(config)
     engine = Engine(build_state(engine_config))
@@ -170,7 +189,7 @@ def run_backtest(
         config=config,
         instruments=instruments,
         source={
-            "data": data.name,
+            "data": data_name,
             "data_kind": data_header.kind,
             "data_source": data_header.source,
         },
@@ -248,8 +267,11 @@ def run_backtest(
     handler_of = on_market.get
     events_in = 0
     last_t = 0
-    reader = JournalReader(data)
-    records = reader.events_with_payload()  # one generator layer fewer than events()
+    records: Iterator[tuple[EventRecord, Any]]
+    if source is None:
+        records = JournalReader(data).events_with_payload()  # one layer fewer than events()
+    else:
+        records = source.records()
     try:
         with gc_paused():
             # the first market event starts the session
@@ -258,7 +280,7 @@ def run_backtest(
                     deliver(rec.recv_ns, SessionStarted(1, "backtest"))
                     break
             else:
-                raise ReplayError(f"{data} holds no market events to backtest on")
+                raise ReplayError(f"{data_name} holds no market events to backtest on")
             records = chain(((rec, _payload),), records)
             if zero_feed:
                 # The hot loop of most backtests: the exchange and we see each market event

@@ -191,3 +191,27 @@ def test_sweep_rows_are_reproducible_alone(imported_sessions, tmp_path):
     )
     cfg, data, digest = load_row(tmp_path / "s.duckdb", 2)
     assert run_backtest(cfg, data, None).digest == digest == rows[2].digest
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("jobs", [0, 2])
+def test_a_recorded_file_streamed_into_the_backtest_is_the_same_run(tmp_path, jobs):
+    # `backtest --data FILE.gz` parses the file on the fly instead of importing it into a
+    # scratch journal first: the records (and so the run) must be the same
+    from tests.conftest import data_file
+    from tools.import_ws import RecordedStream, import_binance_ws
+
+    src = data_file("binance-usdm-ws-hftbacktest", "btcusdt_20240718.gz")
+    import_binance_ws([src], tmp_path / "market", jobs=0)
+    via_journal = run_backtest(simple_config(), tmp_path / "market", None)
+    stream = RecordedStream([src], jobs=jobs)
+    assert stream.header.instruments == JournalReader(tmp_path / "market").header.instruments
+    streamed = run_backtest(simple_config(), stream, tmp_path / "bt")
+    assert streamed.events_in == via_journal.events_in
+    assert run_backtest(simple_config(), tmp_path / "bt", None).events_in == streamed.events_in
+    assert stream.report is not None and stream.report.lines == 11414
+    v = verify(tmp_path / "bt")
+    assert v.identical
+    # the same records went in: equal digests of everything the two runs produced
+    again = run_backtest(simple_config(), RecordedStream([src], jobs=jobs), None)
+    assert again.digest == via_journal.digest

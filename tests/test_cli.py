@@ -49,6 +49,19 @@ def test_import_backtest_verify_show_check(tmp_path):
     assert "state at seq 3,000" in out and "open orders" in out
     assert '"seq": 3000' in run("replay", tmp_path / "bt", "--until", "3000", "--show", "--json")
     assert "ok" in run("journal", "check", tmp_path / "bt")
+    # straight from the recorded file: parsed on the fly, the same run
+    out = run(
+        "backtest",
+        ROOT / "configs" / "simple-btcusdt.yaml",
+        "--data",
+        src,
+        "--out",
+        tmp_path / "bt2",
+        "--set",
+        "strategy.offset_ticks=3",
+    )
+    assert "read btcusdt_20240718.gz: 11,414 lines" in out
+    assert "identical:" in run("replay", tmp_path / "bt2", "--verify")
 
 
 def test_journal_check_pinpoints_a_flipped_byte_and_repair_recovers_a_cut(tmp_path):

@@ -81,27 +81,43 @@ def backtest(
     from replay import actual_run, compare, run_backtest
 
     cfg = _load(config, overrides)
-    with tempfile.TemporaryDirectory(prefix="replaymm-") as scratch:
-        market = _market_journal(data, Path(scratch))
-        header = read_header(market)
-        total = max(1, sum(p.stat().st_size for p in market.glob("segment-*.rmj")) // 40)
+    if not data.is_dir():
+        # a recorded file: parsed on the fly straight into the backtest (no scratch journal)
+        from .import_ws import RecordedStream
+
+        stream = RecordedStream([data])
+        with progress_count("backtest", max(1, data.stat().st_size // 38)) as tick:
+            result = run_backtest(cfg, stream, out, overwrite=force, progress=tick)
+        if stream.report is not None:
+            err_console.print(
+                f"read {data.name}: {stream.report.lines:,} lines, parsed on the fly "
+                f"({stream.report.malformed:,} malformed)"
+            )
+        _print_backtest(result, out)
+    else:
+        header = read_header(data)
+        total = max(1, sum(p.stat().st_size for p in data.glob("segment-*.rmj")) // 40)
         with progress_count("backtest", total) as tick:
-            result = run_backtest(cfg, market, out, overwrite=force, progress=tick)
-        where = f" in [bold]{out}[/]" if out else ""
-        console.print(
-            f"[bold green]backtest[/] {result.events_in:,} market events -> {result.events_out:,} events, "
-            f"{result.intents:,} intents{where} ({result.seconds:.2f} s, {fmt_rate(result.events_per_s)} "
-            "events/s)"
-        )
-        print_summary(result.summary)
+            result = run_backtest(cfg, data, out, overwrite=force, progress=tick)
+        _print_backtest(result, out)
         if header.config:
-            actual = actual_run(market)
+            actual = actual_run(data)
             if actual is not None:
                 _print_comparison(
                     header.kind, compare(actual, result.summary, result.inventory_path)
                 )
     if out:
         console.print(f"  verify it: [bold]replaymm replay {out} --verify[/]")
+
+
+def _print_backtest(result: Any, out: Path | None) -> None:
+    where = f" in [bold]{out}[/]" if out else ""
+    console.print(
+        f"[bold green]backtest[/] {result.events_in:,} market events -> {result.events_out:,} events, "
+        f"{result.intents:,} intents{where} ({result.seconds:.2f} s, {fmt_rate(result.events_per_s)} "
+        "events/s)"
+    )
+    print_summary(result.summary)
 
 
 def print_summary(summary: Any) -> None:

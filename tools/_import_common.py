@@ -120,14 +120,17 @@ class ImportSink:
 
     def __init__(
         self,
-        out: Path,
+        out: Path | None,
         *,
         instruments: list[InstrumentLoaded],
         source: dict[str, Any],
         strict: bool,
         overwrite: bool = False,
+        writer: Any = None,
     ) -> None:
-        header = JournalHeader(
+        """``writer``: something with ``append_event``/``close`` instead of a new journal at
+        ``out`` (an in-process stream to a backtest)."""
+        self.header = header = JournalHeader(
             format_version=FORMAT_VERSION,
             registry_hash=registry_hash(),
             code_version=code_version(),
@@ -137,15 +140,19 @@ class ImportSink:
             instruments=instruments,
             source=source,
         )
-        self.writer = JournalWriter.create(
-            out, header, durability=Durability("none"), overwrite=overwrite
-        )
-        self.report = ImportReport(str(out), [str(f) for f in source.get("files", [])])
+        if writer is None:
+            assert out is not None
+            writer = JournalWriter.create(
+                out, header, durability=Durability("none"), overwrite=overwrite
+            )
+        self.writer = writer
+        self.report = ImportReport(str(out or ""), [str(f) for f in source.get("files", [])])
         self.strict = strict
         self._announced: set[int] = set()
         self._pending_instruments = {i.inst: i for i in instruments}
         self._by_type: dict[type, int] = {}
-        self._append = self.writer.append_event
+        self._append = writer.append_event
+        self._append_encoded = getattr(writer, "append_encoded", None) or self._append_raw
         self._last_recv_ns = 0
 
     def instrument(self, spec: InstrumentLoaded) -> None:
@@ -172,10 +179,14 @@ class ImportSink:
         """
         if self._pending_instruments:
             self._announce(recv_ns)
-        self._append(recv_ns, msgspec.Raw(encoded))  # type: ignore[arg-type]
+        self._append_encoded(recv_ns, encoded)
         by_type = self._by_type
         by_type[etype] = by_type.get(etype, 0) + 1
         self._last_recv_ns = recv_ns
+
+    def _append_raw(self, recv_ns: int, encoded: bytes) -> None:
+        # the writer puts the bytes into the record as they are
+        self._append(recv_ns, msgspec.Raw(encoded))
 
     def _announce(self, recv_ns: int) -> None:
         for inst, spec in sorted(self._pending_instruments.items()):

@@ -18,16 +18,17 @@ from __future__ import annotations
 import heapq
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from decimal import Decimal
 from itertools import chain
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import msgspec
 
 from adapters.binance import MarketParser, UnknownSymbol
-from engine import EVENT_TYPES
+from engine import EVENT_TYPES, Event, EventRecord, InstrumentLoaded
 
 from ._files import file_digest, iter_line_batches, iter_lines
 from ._import_common import ImportFailed, ImportReport, ImportSink, InstrumentTable, to_ns
@@ -41,7 +42,7 @@ from ._import_parallel import (
     default_jobs,
 )
 
-__all__ = ["import_binance_ws"]
+__all__ = ["RecordedStream", "import_binance_ws"]
 
 _SYMBOL_IN_STREAM = re.compile(rb'"stream"\s*:\s*"([a-z0-9_]+)@')
 _SYMBOL_IN_URL = re.compile(rb"[/=]([a-z0-9]+)@")
@@ -185,44 +186,145 @@ def import_binance_ws(
     ``jobs`` parse worker processes (None: all cores for files of 1 MB and more; 0 or 1: one
     process). The journal is the same whatever ``jobs`` is.
     """
-    for f in files:
-        if not f.is_file():
-            raise ImportFailed(f"{f}: no such file")
+    _check_files(files)
     started = time.perf_counter()
-    if jobs is None:
-        jobs = default_jobs(sum(f.stat().st_size for f in files))
-    # forked before any reader thread starts (the prescan below starts some)
-    pool = ParsePool(jobs) if jobs > 1 else None
-    try:
-        return _import(
-            files,
-            out,
-            pool,
-            exchange_info,
-            infer_filters,
-            strict,
-            overwrite,
-            progress,
-            renames,
-            started,
+    # forked before any reader thread starts (the prescan in ``_run`` starts some)
+    pool = _pool_for(files, jobs)
+
+    def journal_sink(instruments: list[InstrumentLoaded], source: dict[str, Any]) -> ImportSink:
+        return ImportSink(
+            out, instruments=instruments, source=source, strict=strict, overwrite=overwrite
         )
+
+    try:
+        run = _run(files, pool, journal_sink, exchange_info, infer_filters, progress, renames)
+        while True:
+            try:
+                next(run)
+            except StopIteration as done:
+                report: ImportReport = done.value
+                break
     finally:
         if pool is not None:
             pool.close()
+    report.seconds = time.perf_counter() - started
+    return report
 
 
-def _import(
+class RecordedStream:
+    """Recorded files read as market events for an in-process backtest: the import's parsing
+    (worker processes included) feeds the backtest directly, with no scratch journal to
+    encode, write, read back and decode.
+
+    ``header`` is what the journal's header would be; ``records()`` yields
+    ``(EventRecord, None)`` like ``JournalReader.events_with_payload``, with the same
+    sequence numbers and events the journal would hold; ``report`` is there once it is done.
+    """
+
+    def __init__(
+        self,
+        files: list[Path],
+        *,
+        jobs: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        renames: dict[str, str] | None = None,
+    ) -> None:
+        _check_files(files)
+        self.name = files[0].name if len(files) == 1 else f"{len(files)} files"
+        self.report: ImportReport | None = None
+        self._started = time.perf_counter()
+        self._pool = _pool_for(files, jobs)
+        self._collected = _Collected()
+        self._sink: ImportSink | None = None
+
+        def stream_sink(instruments: list[InstrumentLoaded], source: dict[str, Any]) -> ImportSink:
+            self._sink = ImportSink(
+                None, instruments=instruments, source=source, strict=False, writer=self._collected
+            )
+            return self._sink
+
+        self._run = _run(files, self._pool, stream_sink, None, False, progress, renames)
+        try:
+            next(self._run)  # up to the sink: the header is known
+        except BaseException:
+            self.close()
+            raise
+        assert self._sink is not None
+        self.header = self._sink.header
+
+    def records(self) -> Iterator[tuple[EventRecord, None]]:
+        taken = self._collected.records
+        try:
+            while True:
+                try:
+                    next(self._run)
+                except StopIteration as done:
+                    self.report = done.value
+                    self.report.seconds = time.perf_counter() - self._started
+                    break
+                finally:
+                    if taken:
+                        batch = taken[:]
+                        taken.clear()
+                        for rec in batch:
+                            yield rec, None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._run.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+class _Collected:
+    """Stands in for the journal writer of a ``RecordedStream``: keeps the records."""
+
+    def __init__(self) -> None:
+        self.records: list[EventRecord] = []
+        self.next_seq = 1
+        self._decode = msgspec.msgpack.Decoder(Event).decode
+
+    def append_event(self, recv_ns: int, ev: Event) -> EventRecord:
+        rec = EventRecord(self.next_seq, recv_ns, ev)
+        self.next_seq += 1
+        self.records.append(rec)
+        return rec
+
+    def append_encoded(self, recv_ns: int, encoded: bytes) -> None:
+        self.append_event(recv_ns, self._decode(encoded))
+
+    def close(self) -> None:
+        pass
+
+
+def _check_files(files: list[Path]) -> None:
+    if not files:
+        raise ImportFailed("no files to import")
+    for f in files:
+        if not f.is_file():
+            raise ImportFailed(f"{f}: no such file")
+
+
+def _pool_for(files: list[Path], jobs: int | None) -> ParsePool | None:
+    if jobs is None:
+        jobs = default_jobs(sum(f.stat().st_size for f in files))
+    return ParsePool(jobs) if jobs > 1 else None
+
+
+def _run(
     files: list[Path],
-    out: Path,
     pool: ParsePool | None,
+    make_sink: Callable[[list[InstrumentLoaded], dict[str, Any]], ImportSink],
     exchange_info: list[Path] | None,
     infer_filters: bool,
-    strict: bool,
-    overwrite: bool,
     progress: Callable[[int], None] | None,
     renames: dict[str, str] | None,
-    started: float,
-) -> ImportReport:
+) -> Generator[None, None, ImportReport]:
+    """The import, as a generator that pauses after the sink is made and then after every
+    batch of lines (so a backtest can consume what a batch produced); returns the report."""
+    started = time.perf_counter()
     table = InstrumentTable(
         exchange_info or [], _infer_filters(files) if infer_filters else None, renames
     )
@@ -239,13 +341,8 @@ def _import(
         "files": [f.name for f in files],
         "sha256": [file_digest(f) for f in files],
     }
-    sink = ImportSink(
-        out,
-        instruments=list(table.loaded.values()),
-        source=source,
-        strict=strict,
-        overwrite=overwrite,
-    )
+    sink = make_sink(list(table.loaded.values()), source)
+    yield
     tick = progress or (lambda n: None)
     sources = [_FileSource(i, f, tick, sink) for i, f in enumerate(files)]
     stream: Iterator[Item]
@@ -296,6 +393,8 @@ def _import(
             for item in stream:
                 lines += 1
                 one_line(*item)
+                if not lines & 1023:
+                    yield
         elif len(files) == 1 and _layout(files[0]) == "hft":
             # the common case (one recorder file) goes whole lines to the workers: the
             # parent only reads, frames and writes
@@ -336,6 +435,7 @@ def _import(
                         one_line(recv, 0, lineno, kind, payload, symbol)
                         if len(table.loaded) != known:
                             configure(pool)
+                yield
         else:
             configure(pool)
             emit_encoded = sink.event_encoded
@@ -353,6 +453,8 @@ def _import(
                     one_line(*item)
                     if len(table.loaded) != known:
                         configure(pool)
+                if not lines & 1023:
+                    yield
     finally:
         skipped = dict(parser.skipped)
         if pool is not None:
