@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from functools import cache
-from importlib import metadata
 from pathlib import Path
+
+from ._version import VERSION
 
 __all__ = ["code_digest", "code_version"]
 
 
-@cache
 def code_version() -> str:
-    try:
-        return metadata.version("replaymm")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    return VERSION
 
 
 @cache
