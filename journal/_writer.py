@@ -69,6 +69,9 @@ __all__ = ["DEFAULT_SEGMENT_BYTES", "Durability", "JournalWriter", "WriterStats"
 DEFAULT_SEGMENT_BYTES = 64 << 20
 _WRITE_CHUNK = 1 << 20
 _MAX_RETIRED = 16
+#: the msgpack bytes an EventRecord starts with (array head and record tag), before its seq:
+#: cut from an encoded record whose seq, recv_ns and event take one byte each
+_RECORD_HEAD = msgspec.msgpack.encode(EventRecord(0, 0, msgspec.Raw(b"\xc0")))[:-3]  # type: ignore[arg-type]
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 _pack_frame = FRAME.pack
 _crc32 = zlib.crc32
@@ -298,6 +301,27 @@ class JournalWriter:
             return rec
         self._append(rec)
         return rec
+
+    def append_encoded(self, recv_ns: int, encoded: bytes) -> None:
+        """``append_event`` for an event already msgpack-encoded (by an import's parse
+        workers): the record's bytes are the same as if the event object were appended."""
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        self._events += 1
+        if not self._plain:
+            self._append(EventRecord(seq, recv_ns, msgspec.Raw(encoded)))  # type: ignore[arg-type]
+            return
+        # an EventRecord is a tagged array [tag, seq, recv_ns, event]
+        payload = _RECORD_HEAD + self._encode((seq, recv_ns))[1:] + encoded
+        n = len(payload)
+        if n > MAX_RECORD_BYTES:
+            raise JournalError(f"record of {n} bytes exceeds the {MAX_RECORD_BYTES} byte limit")
+        buf = self._buf
+        buf += _pack_frame(n, _crc32(payload))
+        buf += payload
+        self._records += 1
+        if len(buf) >= self._flush_at:
+            self._write_buffer()
 
     def append_record(self, rec: EventRecord) -> None:
         """Journal an already-stamped event (its seq must be the next one)."""

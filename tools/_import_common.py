@@ -128,8 +128,8 @@ class ImportSink:
         overwrite: bool = False,
         writer: Any = None,
     ) -> None:
-        """``writer``: something with ``append_event``/``close`` instead of a new journal at
-        ``out`` (an in-process stream to a backtest)."""
+        """``writer``: something with ``append_event``/``append_encoded``/``close`` instead of
+        a new journal at ``out`` (an in-process stream to a backtest)."""
         self.header = header = JournalHeader(
             format_version=FORMAT_VERSION,
             registry_hash=registry_hash(),
@@ -152,7 +152,7 @@ class ImportSink:
         self._pending_instruments = {i.inst: i for i in instruments}
         self._by_type: dict[type, int] = {}
         self._append = writer.append_event
-        self._append_encoded = getattr(writer, "append_encoded", None) or self._append_raw
+        self._append_encoded = writer.append_encoded
         self._last_recv_ns = 0
 
     def instrument(self, spec: InstrumentLoaded) -> None:
@@ -184,9 +184,16 @@ class ImportSink:
         by_type[etype] = by_type.get(etype, 0) + 1
         self._last_recv_ns = recv_ns
 
-    def _append_raw(self, recv_ns: int, encoded: bytes) -> None:
-        # the writer puts the bytes into the record as they are
-        self._append(recv_ns, msgspec.Raw(encoded))
+    def event_encoded_uncounted(self, recv_ns: int, encoded: bytes) -> None:
+        """``event_encoded`` whose type the caller counts in bulk (``count``)."""
+        if self._pending_instruments:
+            self._announce(recv_ns)
+        self._append_encoded(recv_ns, encoded)
+        self._last_recv_ns = recv_ns
+
+    def count(self, by_type: dict[type, int]) -> None:
+        for t, n in by_type.items():
+            self._by_type[t] = self._by_type.get(t, 0) + n
 
     def _announce(self, recv_ns: int) -> None:
         for inst, spec in sorted(self._pending_instruments.items()):

@@ -408,26 +408,28 @@ def _run(
                 return seen[0] if len(seen) == 1 else source.filename_symbol
 
             batches = _scan_symbols(iter_line_batches(files[0], tick), first_seen)
-            emit_encoded = sink.event_encoded
+            emit_encoded = sink.event_encoded_uncounted
             name = names[0]
             lineno = 0
             for batch, answers in pool.parse_hft(batches):
-                for line, (what, recv, value) in zip(batch, answers):
+                encoded = iter(answers.encoded)
+                errors = iter(answers.errors)
+                for line, what, recv in zip(batch, answers.whats, answers.recvs):
                     lineno += 1
                     if what == EVENT:
                         lines += 1
-                        emit_encoded(recv, value[0], EVENT_TYPES[value[1]])
+                        emit_encoded(recv, next(encoded))
                     elif what == SKIPPED:
                         lines += 1
                     elif what == BLANK:
                         continue
                     elif what == LAYOUT_ERROR:
-                        sink.malformed(name, lineno, value, line)
+                        sink.malformed(name, lineno, next(errors), line)
                     else:
                         lines += 1
                         payload = line[line.index(b" ") + 1 :]
                         if what == MALFORMED:
-                            sink.malformed(name, lineno, value, payload)
+                            sink.malformed(name, lineno, next(errors), payload)
                             continue
                         kind = _classify(payload)  # a new symbol, a snapshot or a raw payload
                         symbol = snapshot_symbol(lineno) if kind == _SNAPSHOT else ""
@@ -435,6 +437,7 @@ def _run(
                         one_line(recv, 0, lineno, kind, payload, symbol)
                         if len(table.loaded) != known:
                             configure(pool)
+                sink.count({EVENT_TYPES[i]: n for i, n in answers.counts.items()})
                 yield
         else:
             configure(pool)
