@@ -142,13 +142,16 @@ class JournalWriter:
         self._file_size = 0
         self._interval_ns = int(durability.interval_ms * 1_000_000)
         self._last_sync_ns = clock()
+        #: interval mode: when the buffer is next handed off (last hand-off + interval)
+        self._sync_due_ns = self._last_sync_ns + self._interval_ns
         self._track = track_latency
         self._pending_append_ns: list[int] = []
         self.durable_seq = next_seq - 1
         self._written_seq = next_seq - 1
         self._closed = False
-        self._events = 0
-        self._records = 0
+        #: events are counted by their sequence numbers; other records (header, intents) here
+        self._first_seq = next_seq
+        self._other_records = 0
         #: write the buffer once it holds this much (a chunk, or what fills the segment)
         self._flush_at = _WRITE_CHUNK
         #: sha256 over every record payload after the header (see ``digest``)
@@ -174,8 +177,8 @@ class JournalWriter:
     @property
     def stats(self) -> WriterStats:
         s = self._stats
-        s.events = self._events
-        s.records = self._records
+        s.events = self._next_seq - self._first_seq
+        s.records = s.events + self._other_records
         return s
 
     # -- opening -------------------------------------------------------------------------
@@ -215,7 +218,10 @@ class JournalWriter:
             external_sync=external_sync,
         )
         w._open_segment(0, first_seq=1)
+        hasher, w._hasher = w._hasher, None  # the digest covers the records after the header
+        w._other_records += 1
         w._append(header)
+        w._hasher = hasher
         w.commit()
         return w
 
@@ -281,7 +287,6 @@ class JournalWriter:
         seq = self._next_seq
         rec = EventRecord(seq, recv_ns, event)
         self._next_seq = seq + 1
-        self._events += 1
         if self._plain or self._grouped:
             # the hot path: ``_append`` + ``_append_payload`` inlined (two Python calls per
             # event cost about as much as the encoding)
@@ -292,9 +297,8 @@ class JournalWriter:
             buf = self._buf
             buf += _pack_frame(n, _crc32(payload))
             buf += payload
-            self._records += 1
             if self._grouped:
-                if self._clock() - self._last_sync_ns >= self._interval_ns:
+                if self._clock() >= self._sync_due_ns:
                     self._group_commit()
             elif len(buf) >= self._flush_at:
                 self._write_buffer()
@@ -307,7 +311,6 @@ class JournalWriter:
         workers): the record's bytes are the same as if the event object were appended."""
         seq = self._next_seq
         self._next_seq = seq + 1
-        self._events += 1
         if not self._plain:
             self._append(EventRecord(seq, recv_ns, msgspec.Raw(encoded)))  # type: ignore[arg-type]
             return
@@ -319,7 +322,6 @@ class JournalWriter:
         buf = self._buf
         buf += _pack_frame(n, _crc32(payload))
         buf += payload
-        self._records += 1
         if len(buf) >= self._flush_at:
             self._write_buffer()
 
@@ -328,12 +330,12 @@ class JournalWriter:
         if rec.seq != self._next_seq:
             raise JournalError(f"record seq {rec.seq} is not the next seq {self._next_seq}")
         self._next_seq += 1
-        self._events += 1
         self._append(rec)
 
     def append_intents(self, seq: int, intents: Sequence[Intent]) -> None:
         """Journal the intents the step of event ``seq`` produced (nothing if none)."""
         if intents:
+            self._other_records += 1
             self._append(IntentRecord(seq, list(intents)))
 
     def _append(self, rec: Record) -> None:
@@ -346,20 +348,19 @@ class JournalWriter:
         buf = self._buf
         buf += _pack_frame(n, _crc32(payload))
         buf += payload
-        self._records += 1
         if self._plain:  # durability "none", no extras: the hot path of imports and backtests
             if len(buf) >= self._flush_at:
                 self._write_buffer()
             return
         if self._closed:
             raise JournalError("journal writer is closed")
-        if self._hasher is not None and self._records > 1:
+        if self._hasher is not None:
             self._hasher.update(payload)
         if self._track:
             self._pending_append_ns.append(self._clock())
         mode = self.durability.mode
         if mode == "interval":
-            if self._clock() - self._last_sync_ns >= self._interval_ns:
+            if self._clock() >= self._sync_due_ns:
                 self._group_commit()
         elif mode == "every":
             self.commit()
@@ -405,7 +406,8 @@ class JournalWriter:
     def _group_commit(self) -> None:
         """Interval mode: write the buffer and ask the sync process to make it durable."""
         self._write_buffer()
-        self._last_sync_ns = self._clock()
+        self._last_sync_ns = now = self._clock()
+        self._sync_due_ns = now + self._interval_ns
         syncer = self._syncer
         if syncer is None:
             syncer = self._syncer = Syncer()
@@ -453,6 +455,7 @@ class JournalWriter:
                 _sync_dir(self.path)
         self._stats.syncs += 1
         self._last_sync_ns = now = self._clock()
+        self._sync_due_ns = now + self._interval_ns
         pending, self._pending_append_ns = self._pending_append_ns, []
         if self._in_flight:
             self._drain()
