@@ -208,9 +208,12 @@ class OrderBook:
             bids = self.bids
             bids.update(zip(prices, qtys))
             best = self.best_bid
-            cand = max(compress(prices, qtys), default=0)
-            if cand > best:
-                best = cand
+            # a live level above the best can only be among prices above it (in ~9 of 10
+            # real diffs there is none: one C-level max instead of compress + max)
+            if max(prices) > best:
+                cand = max(compress(prices, qtys), default=0)
+                if cand > best:
+                    best = cand
             if best and not bids.get(best):
                 best = _walk(bids, best, -1)
             self.best_bid = best
@@ -220,9 +223,10 @@ class OrderBook:
             asks = self.asks
             asks.update(zip(prices, qtys))
             best = self.best_ask
-            cand = min(compress(prices, qtys), default=0)
-            if cand and (cand < best or not best):
-                best = cand
+            if not best or min(prices) < best:
+                cand = min(compress(prices, qtys), default=0)
+                if cand and (cand < best or not best):
+                    best = cand
             if not asks.get(best):
                 best = _walk(asks, best, 1) if best else 0
             self.best_ask = best
