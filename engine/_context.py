@@ -34,6 +34,11 @@ from ._state import EngineState, Order, Position
 
 __all__ = ["CLIENT_ID_RE", "NO_INTENTS", "Context"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_ORDERTYPE_LIMIT = OrderType.LIMIT
+
+
 #: Binance's rule for newClientOrderId
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 
@@ -131,7 +136,7 @@ class Context:
             row.price,
             row.qty,
             row.tif,
-            OrderType.LIMIT,
+            _ORDERTYPE_LIMIT,
             row.reduce_only,
             st.seq,
             tag,

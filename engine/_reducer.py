@@ -60,6 +60,17 @@ from ._state import EngineState, Order
 
 __all__ = ["Engine", "step"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_BOOKOUTCOME_APPLIED = BookOutcome.APPLIED
+_BOOKOUTCOME_BUFFERED = BookOutcome.BUFFERED
+_BOOKOUTCOME_GAP = BookOutcome.GAP
+_BOOKOUTCOME_STALE = BookOutcome.STALE
+_BOOKSYNC_SYNCED = BookSync.SYNCED
+_ORDERSTATUS_PENDING_NEW = OrderStatus.PENDING_NEW
+_SNAPSHOTKIND_BOOK = SnapshotKind.BOOK
+
+
 Handler = Callable[[EngineState, Context, Any], None]
 
 
@@ -91,18 +102,18 @@ def _after_book_change(
     st: EngineState, ctx: Context, book: OrderBook, outcome: BookOutcome
 ) -> None:
     inst = book.inst
-    if outcome is BookOutcome.GAP:
+    if outcome is _BOOKOUTCOME_GAP:
         st.stats["book_gaps"] += 1
         ctx.alert(AlertLevel.WARNING, "book_gap", f"inst {inst}: {book.gap_detail}; resyncing")
         st.snapshot_requested[inst] = True
-        ctx.request_snapshot(SnapshotKind.BOOK, inst, f"gap: {book.gap_detail}")
+        ctx.request_snapshot(_SNAPSHOTKIND_BOOK, inst, f"gap: {book.gap_detail}")
         return
-    if outcome is BookOutcome.BUFFERED:
+    if outcome is _BOOKOUTCOME_BUFFERED:
         if not st.snapshot_requested.get(inst):
             st.snapshot_requested[inst] = True
-            ctx.request_snapshot(SnapshotKind.BOOK, inst, "initial sync")
+            ctx.request_snapshot(_SNAPSHOTKIND_BOOK, inst, "initial sync")
         return
-    if outcome is not BookOutcome.APPLIED or not book.synced:
+    if outcome is not _BOOKOUTCOME_APPLIED or not book.synced:
         return
     top = st.tops[inst]
     uid = book.last_update_id
@@ -126,7 +137,7 @@ def _after_book_change(
 def _on_snapshot(st: EngineState, ctx: Context, ev: BookSnapshotReceived) -> None:
     book = _book_of(st, ev.inst)
     outcome = book.apply_snapshot(ev)
-    if outcome is not BookOutcome.STALE:
+    if outcome is not _BOOKOUTCOME_STALE:
         st.snapshot_requested[ev.inst] = False
     _after_book_change(st, ctx, book, outcome)
 
@@ -148,7 +159,7 @@ def _on_top(st: EngineState, ctx: Context, ev: TopOfBookUpdated) -> None:
     if uid < top.update_id:
         return  # older than what the book already showed
     book = st.books[inst]
-    if uid == book.last_update_id and book.sync is BookSync.SYNCED:
+    if uid == book.last_update_id and book.sync is _BOOKSYNC_SYNCED:
         st.stats["bbo_checks"] += 1
         if ev.bid == book.best_bid and ev.ask == book.best_ask:
             st.stats["bbo_agree"] += 1
@@ -309,7 +320,7 @@ def _on_fill(st: EngineState, ctx: Context, ev: OrderFilled) -> None:
     pos.apply_fill(ev.side, ev.price, ev.qty)
     pos.fees += ev.fee
     st.stats["fills"] += 1
-    if order.status is OrderStatus.PENDING_NEW and ev.order_id:
+    if order.status is _ORDERSTATUS_PENDING_NEW and ev.order_id:
         order.order_id = ev.order_id
     _transition(st, ctx, order, trigger, ev.ts_ns)
     st.strategy.on_fill(ctx, order, ev)

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 __all__ = ["EngineState", "Order", "Position"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_ORDERSTATUS_PENDING_NEW = OrderStatus.PENDING_NEW
+_SIDE_BUY = Side.BUY
+
+
 #: closed orders kept for late events (a fill told after the cancel, a duplicate terminal)
 CLOSED_ORDERS_KEPT = 10_000
 
@@ -73,7 +79,7 @@ class Order:
         self.reduce_only = reduce_only
         self.created_seq = created_seq
         self.tag = tag  # the strategy's label (a grid slot, "bid"/"ask", ...)
-        self.status = OrderStatus.PENDING_NEW
+        self.status = _ORDERSTATUS_PENDING_NEW
         self.order_id = 0
         self.filled = 0
         self.cancel_pending = False
@@ -140,10 +146,10 @@ class Position:
 
     def apply_fill(self, side: Side, price: int, qty: int) -> int:
         """Apply one fill; returns the realized PnL of this fill in tick·lots."""
-        signed = qty if side is Side.BUY else -qty
+        signed = qty if side is _SIDE_BUY else -qty
         old = self.qty
         self.fills += 1
-        if side is Side.BUY:
+        if side is _SIDE_BUY:
             self.buy_qty += qty
         else:
             self.sell_qty += qty

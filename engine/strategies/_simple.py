@@ -21,6 +21,14 @@ from ._base import Strategy
 
 __all__ = ["SimpleQuoter", "SimpleQuoterConfig"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_ORDERSTATUS_REJECTED = OrderStatus.REJECTED
+_SIDE_BUY = Side.BUY
+_SIDE_SELL = Side.SELL
+_TIMEINFORCE_GTC = TimeInForce.GTC
+_TIMEINFORCE_GTX = TimeInForce.GTX
+
 
 class SimpleQuoterConfig(
     msgspec.Struct, tag="simple_quoter", tag_field="kind", forbid_unknown_fields=True, kw_only=True
@@ -53,7 +61,7 @@ class SimpleQuoter(Strategy):
         self.inst = -1
         self.qty = 0  # lots
         self.max_position = 0  # lots
-        self.live: dict[Side, Order | None] = {Side.BUY: None, Side.SELL: None}
+        self.live: dict[Side, Order | None] = {_SIDE_BUY: None, _SIDE_SELL: None}
         self.disabled = ""
         self.requotes = 0
 
@@ -79,7 +87,7 @@ class SimpleQuoter(Strategy):
         # not at once: re-sending the same price without new market data loops on the budget
         if order.inst != self.inst or order.is_open or self.disabled:
             return
-        if order.status is not OrderStatus.REJECTED:
+        if order.status is not _ORDERSTATUS_REJECTED:
             self._quote(ctx)
 
     def on_fill(self, ctx: Context, order: Order | None, ev: OrderFilled) -> None:
@@ -91,8 +99,8 @@ class SimpleQuoter(Strategy):
         if not top.valid:
             return
         off = self.config.offset_ticks
-        self._manage(ctx, Side.BUY, top.bid - off)
-        self._manage(ctx, Side.SELL, top.ask + off)
+        self._manage(ctx, _SIDE_BUY, top.bid - off)
+        self._manage(ctx, _SIDE_SELL, top.ask + off)
 
     def _manage(self, ctx: Context, side: Side, target: int) -> None:
         order = self.live[side]
@@ -108,15 +116,15 @@ class SimpleQuoter(Strategy):
         if target <= 0:
             return
         pos = ctx.position(self.inst).qty
-        if side is Side.BUY and pos + self.qty > self.max_position:
+        if side is _SIDE_BUY and pos + self.qty > self.max_position:
             return
-        if side is Side.SELL and pos - self.qty < -self.max_position:
+        if side is _SIDE_SELL and pos - self.qty < -self.max_position:
             return
-        tif = TimeInForce.GTX if self.config.post_only else TimeInForce.GTC
+        tif = _TIMEINFORCE_GTX if self.config.post_only else _TIMEINFORCE_GTC
         self.live[side] = ctx.place(self.inst, side, target, self.qty, tif=tif, tag=side.name)
 
     def describe(self) -> dict[str, Any]:
-        bid, ask = self.live[Side.BUY], self.live[Side.SELL]
+        bid, ask = self.live[_SIDE_BUY], self.live[_SIDE_SELL]
         return {
             "symbol": self.config.symbol,
             "qty_lots": self.qty,
