@@ -36,6 +36,11 @@ from engine import (
 
 __all__ = ["InstrumentSummary", "RunStats", "Summary"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_SIDE_BUY = Side.BUY
+
+
 _SAMPLE_NS = 1_000_000_000  # equity is sampled at every fill and at most once a second otherwise
 
 
@@ -155,8 +160,8 @@ class RunStats:
         top = st.tops.get(ev.inst)
         if top is not None and top.valid:
             edge = top.bid + top.ask - 2 * ev.price
-            a.capture_half += edge * ev.qty if ev.side is Side.BUY else -edge * ev.qty
-        if ev.side is Side.BUY:
+            a.capture_half += edge * ev.qty if ev.side is _SIDE_BUY else -edge * ev.qty
+        if ev.side is _SIDE_BUY:
             a.buy_fills += 1
         else:
             a.sell_fills += 1

@@ -32,6 +32,12 @@ from engine._units import decimal_to_scaled
 
 __all__ = ["MarketParser", "UnknownSymbol"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_SIDE_BUY = Side.BUY
+_SIDE_SELL = Side.SELL
+
+
 _MS = 1_000_000
 
 Level = tuple[str, str]
@@ -274,7 +280,7 @@ class MarketParser:
             m.t,
             ins.price_scale.to_units(m.p),
             ins.qty_scale.to_units(m.q),
-            Side.SELL if m.m else Side.BUY,
+            _SIDE_SELL if m.m else _SIDE_BUY,
         )
 
     def _aggTrade(self, m: _AggTrade) -> TradePrinted:
@@ -285,7 +291,7 @@ class MarketParser:
             m.a,
             ins.price_scale.to_units(m.p),
             ins.qty_scale.to_units(m.q),
-            Side.SELL if m.m else Side.BUY,
+            _SIDE_SELL if m.m else _SIDE_BUY,
         )
 
     def _markPrice(self, m: _MarkPrice) -> MarkPriceUpdated:

@@ -86,6 +86,14 @@ from ._config import RiskConfig
 
 __all__ = ["ALLOW", "FLATTEN_TAG", "RiskService", "Trip", "Verdict"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_ORDERTYPE_MARKET = OrderType.MARKET
+_SIDE_BUY = Side.BUY
+_SIDE_SELL = Side.SELL
+_TIMEINFORCE_GTC = TimeInForce.GTC
+
+
 _S = 1_000_000_000
 _DAY_NS = 86_400 * _S
 FLATTEN_TAG = "risk:flatten"
@@ -285,7 +293,7 @@ class RiskService:
             open_n += 1
             if o.side is side:
                 same += o.remaining
-        if (side is Side.SELL and pos > 0) or (side is Side.BUY and pos < 0):
+        if (side is _SIDE_SELL and pos > 0) or (side is _SIDE_BUY and pos < 0):
             if reduce_only or same + qty <= abs(pos):
                 return ALLOW  # reduces the position even if every open order fills
         if self.trips:
@@ -432,7 +440,7 @@ class RiskService:
         tag: str = "",
     ) -> Order | None:
         """``ctx.place`` if ``can_place`` allows it; None (and a journaled denial) if not."""
-        market = order_type is OrderType.MARKET
+        market = order_type is _ORDERTYPE_MARKET
         if not self.can_place(ctx, inst, side, price, qty, market=market, reduce_only=reduce_only):
             return None
         self.placed.append(ctx.now_ns)
@@ -555,15 +563,15 @@ class RiskService:
             cap = spec.market_max_qty or spec.max_qty
             if cap:
                 qty = min(qty, cap)
-            side = Side.SELL if pos > 0 else Side.BUY
+            side = _SIDE_SELL if pos > 0 else _SIDE_BUY
             self.place(
                 ctx,
                 inst,
                 side,
                 0,
                 qty,
-                tif=TimeInForce.GTC,
-                order_type=OrderType.MARKET,
+                tif=_TIMEINFORCE_GTC,
+                order_type=_ORDERTYPE_MARKET,
                 reduce_only=True,
                 tag=FLATTEN_TAG,
             )

@@ -34,6 +34,13 @@ from engine.strategies._base import Strategy
 
 __all__ = ["Ladder", "QuotingStrategy", "Target", "lots_for_value"]
 
+# Enum members looked up on hot paths, bound once: on CPython 3.11 `Enum.MEMBER` costs
+# ~100 ns per lookup (a module constant ~10 ns)
+_ORDERSTATUS_REJECTED = OrderStatus.REJECTED
+_TIMEINFORCE_GTC = TimeInForce.GTC
+_TIMEINFORCE_GTX = TimeInForce.GTX
+
+
 #: (slot, side, price ticks, qty lots)
 Target = tuple[str, Side, int, int]
 
@@ -75,7 +82,7 @@ class Ladder:
     ) -> None:
         self.risk = risk
         self.inst = inst
-        self.tif = TimeInForce.GTX if post_only else TimeInForce.GTC
+        self.tif = _TIMEINFORCE_GTX if post_only else _TIMEINFORCE_GTC
         self.requote_ticks = requote_ticks
         self.reduce_only = reduce_only
         self.slots: dict[str, Order] = {}
@@ -215,7 +222,7 @@ class QuotingStrategy(Strategy):
         if (
             self._ours(order.inst)
             and not order.is_open
-            and order.status is not OrderStatus.REJECTED
+            and order.status is not _ORDERSTATUS_REJECTED
         ):
             self._on_closed(ctx, order)
 
