@@ -315,15 +315,7 @@ class JournalWriter:
             self._append(EventRecord(seq, recv_ns, msgspec.Raw(encoded)))  # type: ignore[arg-type]
             return
         # an EventRecord is a tagged array [tag, seq, recv_ns, event]
-        payload = _RECORD_HEAD + self._encode((seq, recv_ns))[1:] + encoded
-        n = len(payload)
-        if n > MAX_RECORD_BYTES:
-            raise JournalError(f"record of {n} bytes exceeds the {MAX_RECORD_BYTES} byte limit")
-        buf = self._buf
-        buf += _pack_frame(n, _crc32(payload))
-        buf += payload
-        if len(buf) >= self._flush_at:
-            self._write_buffer()
+        self._append_payload(_RECORD_HEAD + self._encode((seq, recv_ns))[1:] + encoded)
 
     def append_record(self, rec: EventRecord) -> None:
         """Journal an already-stamped event (its seq must be the next one)."""
