@@ -60,6 +60,8 @@ def test_ws_api_order_entry_end_to_end(tmp_path):
                     rt.request_stop("test")
                 result["report"] = out["report"]
                 result["ws_api"] = dict(rt.venue.ws_api.stats)
+                # one lock per client order id while a request for it is in flight, not forever
+                result["locks_left"] = len(rt.venue._locks)
                 result["truth"] = await exchange_truth(ex.port)
                 nursery.cancel_scope.cancel()
 
@@ -71,6 +73,7 @@ def test_ws_api_order_entry_end_to_end(tmp_path):
     # every order went over the WebSocket API (REST only for reads, cancels and cancel-all)
     assert ws["requests"] >= figures["orders"]
     assert ws["reconnects"] >= 1
+    assert result["locks_left"] == 0
     assert verify(journal).identical
 
 

@@ -298,6 +298,8 @@ class ExchangeVenue(_MarketSide):
                     await self._amend(rt, intent, t0_ns)  # type: ignore[arg-type]
             finally:
                 lock.release()
+                if not lock.locked():  # nobody waits for it: forget it (one per order, weeks)
+                    self._locks.pop(intent.client_id, None)
         elif kind is CancelAllOrders:
             await self.cancel_all(self._symbol_of[intent.inst])
         elif kind is RequestSnapshot:
