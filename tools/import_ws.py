@@ -197,13 +197,9 @@ def import_binance_ws(
         )
 
     try:
-        run = _run(files, pool, journal_sink, exchange_info, infer_filters, progress, renames)
-        while True:
-            try:
-                next(run)
-            except StopIteration as done:
-                report: ImportReport = done.value
-                break
+        report = _to_the_end(
+            _run(files, pool, journal_sink, exchange_info, infer_filters, progress, renames)
+        )
     finally:
         if pool is not None:
             pool.close()
@@ -255,19 +251,16 @@ class RecordedStream:
     def records(self) -> Iterator[tuple[EventRecord, None]]:
         taken = self._collected.records
         try:
-            while True:
+            while self.report is None:
                 try:
-                    next(self._run)
+                    next(self._run)  # one more batch of lines
                 except StopIteration as done:
                     self.report = done.value
                     self.report.seconds = time.perf_counter() - self._started
-                    break
-                finally:
-                    if taken:
-                        batch = taken[:]
-                        taken.clear()
-                        for rec in batch:
-                            yield rec, None
+                batch = taken[:]
+                taken.clear()
+                for rec in batch:
+                    yield rec, None
         finally:
             self.close()
 
@@ -297,6 +290,14 @@ class _Collected:
 
     def close(self) -> None:
         pass
+
+
+def _to_the_end(run: Generator[None, None, ImportReport]) -> ImportReport:
+    while True:
+        try:
+            next(run)
+        except StopIteration as done:
+            return done.value
 
 
 def _check_files(files: list[Path]) -> None:
