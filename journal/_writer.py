@@ -9,7 +9,7 @@ durability policy:
 
 ``every``      write + fdatasync after every record (slowest; one sync ≈ 0.2-0.5 ms here)
 ``interval``   group commit (the default, 2 ms): once ``interval_ms`` has passed since the last
-               hand-off, the buffer is written and a background thread fdatasyncs it while the
+               hand-off, the buffer is written and a sync process fdatasyncs it while the
                caller goes on appending; a crash loses at most that window plus one sync,
                never a record in the middle
 ``none``       write in 1 MB chunks, never fsync (backtests, imports: the file can be rebuilt)
@@ -388,7 +388,7 @@ class JournalWriter:
     def commit(self) -> None:
         """Write everything appended so far; make it durable unless the policy is ``none``.
 
-        Waits for a background sync in flight, then syncs inline: when it returns, every record
+        Syncs inline (whatever the sync process is doing): when it returns, every record
         appended before the call is on the disk.
         """
         self._write_buffer()
