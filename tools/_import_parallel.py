@@ -185,6 +185,8 @@ def default_jobs(total_bytes: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if (cores or 1) < 2 or total_bytes < MIN_PARALLEL_BYTES:
         return 0
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 0  # the workers are forked (see the module's docstring); one process elsewhere
     return cores or 1
 
 
