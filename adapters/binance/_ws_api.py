@@ -29,7 +29,7 @@ from ._sign import Credentials, ws_api_payload
 from ._user import OrderInfo
 from ._wsconn import WsClosed, WsConn
 
-__all__ = ["WsApiClient"]
+__all__ = ["Started", "WsApiClient"]
 
 
 class _Error(msgspec.Struct):
@@ -121,9 +121,21 @@ class WsApiClient:
         if self._ws is None:  # connected: no await (a checkpoint) before the write
             with trio.move_on_after(self.timeout_s):
                 await self._ready.wait()
+        started = self.start(method, params, mutating=mutating, t0_ns=t0_ns)
+        if started is None:
+            raise RestError(0, -1001, "ws-api not connected", method)  # nothing was sent
+        return await self.finish(started)
+
+    def start(
+        self, method: str, params: dict[str, Any], *, mutating: bool, t0_ns: int = 0
+    ) -> Started | None:
+        """Sign and write the request now, without a checkpoint: the caller's own step puts
+        the bytes on the socket (the runtime's consumer does, so no scheduler round sits
+        between a decision and its request). None if not connected; ``finish`` awaits the
+        answer (and raises what went wrong, a failed write included)."""
         ws = self._ws
         if ws is None:
-            raise RestError(0, -1001, "ws-api not connected", method)  # nothing was sent
+            return None
         params = {
             **params,
             "apiKey": self._creds.api_key,
@@ -137,10 +149,30 @@ class WsApiClient:
         self.stats["requests"] += 1
         sink = self.latency_sink
         on_written = _written_hook(t0_ns, sink) if t0_ns and sink is not None else None
+        started = Started(method, mutating, rid, call, ws, on_written)
+        if ws.writes_now:
+            try:
+                started.written = ws.send_text_now(frame, on_written)
+            except WsClosed:
+                started.failed = True
+        else:
+            started.frame = frame
+        return started
+
+    async def finish(self, started: Started) -> bytes:
+        """The answer to a started request: its ``result`` JSON, or raise."""
+        method, mutating, call = started.method, started.mutating, started.call
         try:
-            await ws.send_text(frame, on_written)
+            if started.failed:
+                raise WsClosed("write failed")
+            if started.frame:
+                await started.ws.send_text(started.frame, started.on_written)
+            elif not started.written:
+                await started.ws.flush()
+                if started.on_written is not None:
+                    started.on_written()
         except WsClosed:
-            self._calls.pop(rid, None)
+            self._calls.pop(started.rid, None)
             if mutating:
                 raise OutcomeUnknown(method, "ws-api send failed") from None
             raise RestError(0, -1001, "ws-api send failed", method) from None
@@ -148,7 +180,7 @@ class WsApiClient:
             await call.done.wait()
         ans = call.answer
         if ans is None:
-            self._calls.pop(rid, None)
+            self._calls.pop(started.rid, None)
             if mutating:
                 raise OutcomeUnknown(method, call.lost or "ws-api timeout")
             raise RestError(0, -1007, call.lost or "ws-api timeout", method)
@@ -157,6 +189,20 @@ class WsApiClient:
                 raise OutcomeUnknown(method, f"status {ans.status} {ans.error.code}")
             raise RestError(ans.status, ans.error.code, ans.error.msg, method)
         return bytes(ans.result) if ans.result else b"{}"
+
+    def order_info(self, body: bytes) -> OrderInfo:
+        return self._order(body)
+
+    def start_place(self, params: list[tuple[str, object]], t0_ns: int = 0) -> Started | None:
+        return self.start("order.place", dict(params), mutating=True, t0_ns=t0_ns)
+
+    def start_cancel(self, symbol: str, client_id: str, t0_ns: int = 0) -> Started | None:
+        return self.start(
+            "order.cancel",
+            {"symbol": symbol, "origClientOrderId": client_id},
+            mutating=False,
+            t0_ns=t0_ns,
+        )
 
     async def place(self, params: list[tuple[str, object]], t0_ns: int = 0) -> OrderInfo:
         body = await self.call("order.place", dict(params), mutating=True, t0_ns=t0_ns)
@@ -167,13 +213,48 @@ class WsApiClient:
         return self._order(body)
 
     async def cancel(self, symbol: str, client_id: str, t0_ns: int = 0) -> OrderInfo:
-        body = await self.call(
-            "order.cancel",
-            {"symbol": symbol, "origClientOrderId": client_id},
-            mutating=False,
-            t0_ns=t0_ns,
-        )
-        return self._order(body)
+        if self._ws is None:
+            with trio.move_on_after(self.timeout_s):
+                await self._ready.wait()
+        started = self.start_cancel(symbol, client_id, t0_ns)
+        if started is None:
+            raise RestError(0, -1001, "ws-api not connected", "order.cancel")
+        return self._order(await self.finish(started))
+
+
+class Started:
+    """A request ``WsApiClient.start`` has written (or tried to): what ``finish`` needs."""
+
+    __slots__ = (
+        "call",
+        "failed",
+        "frame",
+        "method",
+        "mutating",
+        "on_written",
+        "rid",
+        "written",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        mutating: bool,
+        rid: int,
+        call: _Call,
+        ws: WsConn,
+        on_written: Callable[[], None] | None,
+    ) -> None:
+        self.method = method
+        self.mutating = mutating
+        self.rid = rid
+        self.call = call
+        self.ws = ws
+        self.on_written = on_written
+        self.written = False  # every byte is on the socket
+        self.failed = False  # the write failed: the outcome is unknown (if it mutates)
+        self.frame = b""  # not written yet (a TLS stream): finish sends it
 
 
 def _written_hook(t0_ns: int, sink: list[int]) -> Callable[[], None]:

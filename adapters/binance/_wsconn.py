@@ -166,35 +166,63 @@ class WsConn:
         return data
 
     async def _write(self, data: bytes, on_written: Callable[[], None] | None) -> None:
+        if self._stream is None and self.write_now(data, on_written):
+            return
+        await self.flush(data if self._stream is not None else b"")
+        if on_written is not None:
+            on_written()
+
+    def write_now(self, data: bytes, on_written: Callable[[], None] | None) -> bool:
+        """Write ``data`` without a checkpoint (plain sockets only): True if every byte went
+        out now (``on_written`` was called); else the rest is queued and ``flush()`` must be
+        awaited before the frame counts as written."""
+        try:
+            if not self._out:
+                try:
+                    n = self._raw.send(data)
+                except BlockingIOError:
+                    n = 0
+                if n == len(data):
+                    if on_written is not None:
+                        on_written()
+                    return True
+                data = data[n:]
+            self._out += data
+            return False
+        except OSError as e:
+            self.closed = self.closed or f"{type(e).__name__}: {e}"
+            raise WsClosed(self.closed) from None
+
+    async def flush(self, data: bytes = b"") -> None:
+        """Send ``data`` (TLS streams) or what ``write_now`` queued (plain sockets)."""
         try:
             if self._stream is not None:
                 async with self._drain:
                     await self._stream.send_all(data)
-            else:
-                if not self._out:
+                return
+            async with self._drain:  # whoever holds it drains everything queued so far
+                while self._out:
+                    await trio.lowlevel.wait_writable(self._raw)
                     try:
-                        n = self._raw.send(data)
+                        n = self._raw.send(self._out)
                     except BlockingIOError:
-                        n = 0
-                    if n == len(data):
-                        if on_written is not None:
-                            on_written()
-                        return
-                    data = data[n:]
-                self._out += data
-                async with self._drain:  # whoever holds it drains everything queued so far
-                    while self._out:
-                        await trio.lowlevel.wait_writable(self._raw)
-                        try:
-                            n = self._raw.send(self._out)
-                        except BlockingIOError:
-                            continue
-                        del self._out[:n]
+                        continue
+                    del self._out[:n]
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as e:
             self.closed = self.closed or f"{type(e).__name__}: {e}"
             raise WsClosed(self.closed) from None
-        if on_written is not None:
-            on_written()
+
+    @property
+    def writes_now(self) -> bool:
+        """Whether ``write_now`` can be used (a plain socket, not TLS)."""
+        return self._stream is None
+
+    def send_text_now(self, text: str | bytes, on_written: Callable[[], None] | None) -> bool:
+        """``send_text`` without a checkpoint: see ``write_now``."""
+        if self.closed:
+            raise WsClosed(self.closed)
+        data = text.encode() if isinstance(text, str) else text
+        return self.write_now(encode_frame(data), on_written)
 
     async def send_text(
         self, text: str | bytes, on_written: Callable[[], None] | None = None

@@ -81,6 +81,13 @@ class LiveConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         from journal import Durability
 
         Durability.parse(self.durability)
+        if self.order_entry == "ws_api":
+            for name, ep in (("mainnet", self.mainnet), ("testnet", self.testnet)):
+                if not ep.ws_api_url:
+                    raise ValueError(
+                        f"order_entry is ws_api but {name}.ws_api_url is empty: set it "
+                        "(Binance's is wss://ws-fapi.binance.com/ws-fapi/v1) or use rest"
+                    )
 
     def endpoints(self, mode: str) -> Endpoints:
         if mode == "testnet":

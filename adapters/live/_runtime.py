@@ -40,7 +40,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -500,6 +500,7 @@ class Runtime:
         """Hand the intents on; True if a request task was started."""
         nursery = self._nursery
         assert nursery is not None
+        begin = getattr(self.venue, "begin", None)  # venues that can write in the step
         started = False
         for it in intents:
             kind = type(it)
@@ -516,9 +517,22 @@ class Runtime:
                 # session's recovery finds it never reached the exchange and says so
                 self.held.append(it)
             else:
-                nursery.start_soon(self._execute, it, t0)
+                # a WebSocket-API request goes on the socket right here, in this step
+                begun = begin(it, t0) if begin is not None else None
+                if begun is not None:
+                    self.in_flight += 1
+                    nursery.start_soon(self._answered, begun)
+                else:
+                    nursery.start_soon(self._execute, it, t0)
                 started = True
         return started
+
+    async def _answered(self, begun: Coroutine[Any, Any, None]) -> None:
+        """The rest of a request ``venue.begin`` wrote: its answer."""
+        try:
+            await begun
+        finally:
+            self.in_flight -= 1
 
     async def _execute(self, intent: Intent, t0: int) -> None:
         self.in_flight += 1

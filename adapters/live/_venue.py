@@ -19,6 +19,7 @@ The executor rules (ref/binance.md §7):
 from __future__ import annotations
 
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -35,6 +36,7 @@ from adapters.binance._streams import (
     run_user_stream,
 )
 from adapters.binance._user import OrderInfo, UserParser
+from adapters.binance._ws_api import Started
 from engine import (
     AccountSnapshotReceived,
     AmendOrder,
@@ -196,11 +198,14 @@ class ExchangeVenue(_MarketSide):
         )
         super().__init__(endpoints, live, rest, market)
         self.credentials = credentials
-        self._locks: dict[str, trio.Lock] = {}
+        #: one request at a time per client order id (a semaphore, not a lock: ``begin``
+        #: takes it in the consumer's task and the request's own task gives it back)
+        self._locks: dict[str, trio.Semaphore] = {}
         self._resolving: set[str] = set()
         self.ws_api: Any = None
         self.stats = {
             "orders_sent": 0,
+            "written_in_step": 0,  # WS-API requests ``begin`` put on the socket at once
             "unknown": 0,
             "resolved_found": 0,
             "resolved_absent": 0,
@@ -262,11 +267,63 @@ class ExchangeVenue(_MarketSide):
             "market_skipped": self.market_parser.skipped,
         }
 
-    def _lock(self, cid: str) -> trio.Lock:
+    def _lock(self, cid: str) -> trio.Semaphore:
         lock = self._locks.get(cid)
         if lock is None:
-            lock = self._locks[cid] = trio.Lock()
+            lock = self._locks[cid] = trio.Semaphore(1, max_value=1)
         return lock
+
+    def _unlock(self, cid: str, lock: trio.Semaphore) -> None:
+        lock.release()
+        if lock.value:  # nobody held or waited for it: forget it (one per order, for weeks)
+            self._locks.pop(cid, None)
+
+    def begin(self, intent: Intent, t0_ns: int) -> Coroutine[Any, Any, None] | None:
+        """Write a WebSocket-API place or cancel request now, in the caller's step, so no
+        scheduler round sits between the decision and its bytes; returns the coroutine that
+        handles the answer (to run as a task), or None: then ``execute`` it as usual."""
+        ws_api = self.ws_api
+        kind = type(intent)
+        if ws_api is None or (kind is not PlaceOrder and kind is not CancelOrder):
+            return None
+        rt = self.rt
+        assert rt is not None
+        lock = self._lock(intent.client_id)
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            return None  # a request for this id is in flight: wait for it in ``execute``
+        sent_ms = self.rest.timestamp_ms()
+        if kind is PlaceOrder:
+            ins = self.market_parser.instrument(self._symbol_of[intent.inst])
+            params = place_params(intent, ins)  # type: ignore[arg-type]
+            started = ws_api.start_place(params, t0_ns)
+        else:
+            started = ws_api.start_cancel(self._symbol_of[intent.inst], intent.client_id, t0_ns)
+        if started is None:  # not connected: the usual path waits for the connection
+            self._unlock(intent.client_id, lock)
+            return None
+        self.stats["written_in_step"] += 1
+        return self._finish_begun(rt, intent, t0_ns, lock, started, sent_ms)
+
+    async def _finish_begun(
+        self,
+        rt: Runtime,
+        intent: Intent,
+        t0_ns: int,
+        lock: trio.Semaphore,
+        started: Started,
+        sent_ms: int,
+    ) -> None:
+        try:
+            if type(intent) is PlaceOrder:
+                await self._place(rt, intent, t0_ns, started, sent_ms)
+            else:
+                await self._cancel(rt, intent, t0_ns, started)  # type: ignore[arg-type]
+        except RestError as e:
+            rt.log(f"{type(intent).__name__} failed: {e}")
+        finally:
+            self._unlock(intent.client_id, lock)
 
     # -- intents -------------------------------------------------------------------------
 
@@ -297,9 +354,7 @@ class ExchangeVenue(_MarketSide):
                 else:
                     await self._amend(rt, intent, t0_ns)  # type: ignore[arg-type]
             finally:
-                lock.release()
-                if not lock.locked():  # nobody waits for it: forget it (one per order, weeks)
-                    self._locks.pop(intent.client_id, None)
+                self._unlock(intent.client_id, lock)
         elif kind is CancelAllOrders:
             await self.cancel_all(self._symbol_of[intent.inst])
         elif kind is RequestSnapshot:
@@ -309,17 +364,33 @@ class ExchangeVenue(_MarketSide):
             else:
                 await self.reconcile(rt)
 
-    async def _place(self, rt: Runtime, p: PlaceOrder, t0_ns: int) -> None:
-        ins = self.market_parser.instrument(self._symbol_of[p.inst])
-        params = place_params(p, ins)
+    async def _place(
+        self,
+        rt: Runtime,
+        p: PlaceOrder,
+        t0_ns: int,
+        started: Started | None = None,
+        sent_ms: int = 0,
+    ) -> None:
+        """``started``: the request ``begin`` already wrote (WebSocket API) at ``sent_ms``."""
         self.stats["orders_sent"] += 1
-        sent_ms = self.rest.timestamp_ms()
+        sent_ms = sent_ms or self.rest.timestamp_ms()
         try:
-            if self.ws_api is not None:
-                info = await self.ws_api.place(params, t0_ns)
+            if started is not None:
+                assert self.ws_api is not None
+                info = self.ws_api.order_info(await self.ws_api.finish(started))
+            elif self.ws_api is not None:
+                ins = self.market_parser.instrument(self._symbol_of[p.inst])
+                info = await self.ws_api.place(place_params(p, ins), t0_ns)
             else:
+                ins = self.market_parser.instrument(self._symbol_of[p.inst])
                 body = await self.rest.request(
-                    "POST", "/fapi/v1/order", params, signed=True, order=True, t0_ns=t0_ns
+                    "POST",
+                    "/fapi/v1/order",
+                    place_params(p, ins),
+                    signed=True,
+                    order=True,
+                    t0_ns=t0_ns,
                 )
                 info = self.user_parser.order(body)
         except OutcomeUnknown as e:
@@ -333,11 +404,17 @@ class ExchangeVenue(_MarketSide):
         for ev in self.user_parser.order_events(info):
             await rt.emit(ev)
 
-    async def _cancel(self, rt: Runtime, c: CancelOrder, t0_ns: int = 0) -> None:
+    async def _cancel(
+        self, rt: Runtime, c: CancelOrder, t0_ns: int = 0, started: Started | None = None
+    ) -> None:
+        """``started``: the first attempt, already written by ``begin`` (WebSocket API)."""
         sym = self._symbol_of[c.inst]
         for attempt in range(5):
             try:
-                if self.ws_api is not None:
+                if started is not None and not attempt:
+                    assert self.ws_api is not None
+                    info = self.ws_api.order_info(await self.ws_api.finish(started))
+                elif self.ws_api is not None:
                     info = await self.ws_api.cancel(sym, c.client_id, t0_ns if not attempt else 0)
                 else:
                     body = await self.rest.cancel_order(
