@@ -171,21 +171,10 @@ class ImportSink:
         by_type[t] = by_type.get(t, 0) + 1
         self._last_recv_ns = recv_ns
 
-    def event_encoded(self, recv_ns: int, encoded: bytes, etype: type) -> None:
-        """``event`` for an event already msgpack-encoded (by a parse worker process).
-
-        The writer puts the bytes into the record as they are, so the journal is the same as
-        if the event object had been appended.
-        """
-        if self._pending_instruments:
-            self._announce(recv_ns)
-        self._append_encoded(recv_ns, encoded)
-        by_type = self._by_type
-        by_type[etype] = by_type.get(etype, 0) + 1
-        self._last_recv_ns = recv_ns
-
-    def event_encoded_uncounted(self, recv_ns: int, encoded: bytes) -> None:
-        """``event_encoded`` whose type the caller counts in bulk (``count``)."""
+    def event_encoded(self, recv_ns: int, encoded: bytes) -> None:
+        """``event`` for an event already msgpack-encoded (by a parse worker process), whose
+        type the caller counts (``count``). The writer puts the bytes into the record as they
+        are, so the journal is the same as if the event object had been appended."""
         if self._pending_instruments:
             self._announce(recv_ns)
         self._append_encoded(recv_ns, encoded)

@@ -409,7 +409,7 @@ def _run(
                 return seen[0] if len(seen) == 1 else source.filename_symbol
 
             batches = _scan_symbols(iter_line_batches(files[0], tick), first_seen)
-            emit_encoded = sink.event_encoded_uncounted
+            emit_encoded = sink.event_encoded
             name = names[0]
             lineno = 0
             for batch, answers in pool.parse_hft(batches):
@@ -447,7 +447,8 @@ def _run(
             for item, what, value in pool.parse(with_payloads):
                 lines += 1
                 if what == EVENT:
-                    emit_encoded(item[0], value[0], EVENT_TYPES[value[1]])
+                    emit_encoded(item[0], value[0])
+                    sink.count({EVENT_TYPES[value[1]]: 1})
                 elif what == SKIPPED:
                     continue
                 elif what == MALFORMED:

@@ -198,10 +198,7 @@ class WsApiClient:
 
     def start_cancel(self, symbol: str, client_id: str, t0_ns: int = 0) -> Started | None:
         return self.start(
-            "order.cancel",
-            {"symbol": symbol, "origClientOrderId": client_id},
-            mutating=False,
-            t0_ns=t0_ns,
+            "order.cancel", _cancel_params(symbol, client_id), mutating=False, t0_ns=t0_ns
         )
 
     async def place(self, params: list[tuple[str, object]], t0_ns: int = 0) -> OrderInfo:
@@ -213,13 +210,14 @@ class WsApiClient:
         return self._order(body)
 
     async def cancel(self, symbol: str, client_id: str, t0_ns: int = 0) -> OrderInfo:
-        if self._ws is None:
-            with trio.move_on_after(self.timeout_s):
-                await self._ready.wait()
-        started = self.start_cancel(symbol, client_id, t0_ns)
-        if started is None:
-            raise RestError(0, -1001, "ws-api not connected", "order.cancel")
-        return self._order(await self.finish(started))
+        body = await self.call(
+            "order.cancel", _cancel_params(symbol, client_id), mutating=False, t0_ns=t0_ns
+        )
+        return self._order(body)
+
+
+def _cancel_params(symbol: str, client_id: str) -> dict[str, Any]:
+    return {"symbol": symbol, "origClientOrderId": client_id}
 
 
 class Started:

@@ -98,6 +98,10 @@ class Venue(Protocol):
 
     async def execute(self, intent: Intent, t0_ns: int) -> None: ...
 
+    def begin(self, intent: Intent, t0_ns: int) -> Coroutine[Any, Any, None] | None:
+        """Write the request in the caller's step if the venue can; the rest as a coroutine."""
+        ...
+
     async def reconcile(self, rt: Runtime) -> None: ...
 
     async def cancel_all(self, symbol: str) -> None: ...
@@ -500,7 +504,7 @@ class Runtime:
         """Hand the intents on; True if a request task was started."""
         nursery = self._nursery
         assert nursery is not None
-        begin = getattr(self.venue, "begin", None)  # venues that can write in the step
+        begin = self.venue.begin
         started = False
         for it in intents:
             kind = type(it)
@@ -518,7 +522,7 @@ class Runtime:
                 self.held.append(it)
             else:
                 # a WebSocket-API request goes on the socket right here, in this step
-                begun = begin(it, t0) if begin is not None else None
+                begun = begin(it, t0)
                 if begun is not None:
                     self.in_flight += 1
                     nursery.start_soon(self._answered, begun)

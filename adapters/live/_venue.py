@@ -379,20 +379,15 @@ class ExchangeVenue(_MarketSide):
             if started is not None:
                 assert self.ws_api is not None
                 info = self.ws_api.order_info(await self.ws_api.finish(started))
-            elif self.ws_api is not None:
-                ins = self.market_parser.instrument(self._symbol_of[p.inst])
-                info = await self.ws_api.place(place_params(p, ins), t0_ns)
             else:
-                ins = self.market_parser.instrument(self._symbol_of[p.inst])
-                body = await self.rest.request(
-                    "POST",
-                    "/fapi/v1/order",
-                    place_params(p, ins),
-                    signed=True,
-                    order=True,
-                    t0_ns=t0_ns,
-                )
-                info = self.user_parser.order(body)
+                params = place_params(p, self.market_parser.instrument(self._symbol_of[p.inst]))
+                if self.ws_api is not None:
+                    info = await self.ws_api.place(params, t0_ns)
+                else:
+                    body = await self.rest.request(
+                        "POST", "/fapi/v1/order", params, signed=True, order=True, t0_ns=t0_ns
+                    )
+                    info = self.user_parser.order(body)
         except OutcomeUnknown as e:
             self.stats["unknown"] += 1
             await rt.emit(OrderStatusUnknown(p.inst, p.client_id, rt.clock(), e.reason))
@@ -595,6 +590,9 @@ class PaperVenue(_MarketSide):
         self.sim_config = sim_config
         self.sim: Any = None
         self._pending_instruments: list[InstrumentLoaded] = []
+
+    def begin(self, intent: Intent, t0_ns: int) -> Coroutine[Any, Any, None] | None:
+        return None  # the simulated exchange answers in ``execute``
 
     def _sim(self) -> Any:
         if self.sim is None:
