@@ -120,11 +120,15 @@ class RateBudget:
         if o1 is not None and o1.isdigit():
             self.orders_1m = int(o1)
 
-    def check(self, path: str, order: bool, essential: bool) -> None:
+    def check(
+        self, path: str, order: bool, essential: bool, weight: int = 1, orders_10s: int = 1
+    ) -> None:
         """Raise ``Throttled`` if this request must not be sent now.
 
         ``essential`` requests (cancels, the dead-man switch, reconciliation reads) keep going
-        until the hard limit; others stop at ``headroom`` of it.
+        until the hard limit; others stop at ``headroom`` of it. ``weight`` and ``orders_10s``:
+        what the request costs when it costs more than one (a batch: 5 IP weight, 5 on the
+        10 s order window): it must fit whole under the limit.
         """
         now = self.clock()
         if now < self.banned_until:
@@ -132,12 +136,18 @@ class RateBudget:
         if now < self.weight_blocked_until:
             self._refuse(-1003, "request weight spent (429)", path, self.weight_blocked_until)
         share = 1.0 if essential else self.headroom
-        if now - self._weight_at < 60 and self.used_weight >= share * self.weight_limit:
+        if (
+            now - self._weight_at < 60
+            and self.used_weight + max(weight, 1) - 1 >= share * self.weight_limit
+        ):
             self._refuse(-1003, "request weight budget", path, self._weight_at + 60)
         if order:
             if now < self.orders_blocked_until:
                 self._refuse(-1015, "order rate spent (429)", path, self.orders_blocked_until)
-            if now - self._orders_at < 10 and self.orders_10s >= share * self.orders_10s_limit:
+            if (
+                now - self._orders_at < 10
+                and self.orders_10s + orders_10s - 1 >= share * self.orders_10s_limit
+            ):
                 self._refuse(-1015, "order count budget (10s)", path, self._orders_at + 10)
             if now - self._orders_at < 60 and self.orders_1m >= share * self.orders_1m_limit:
                 self._refuse(-1015, "order count budget (1m)", path, self._orders_at + 60)
@@ -252,8 +262,12 @@ class RestClient:
         order: bool = False,
         essential: bool = False,
         t0_ns: int = 0,
+        cost: tuple[int, int] = (1, 1),
     ) -> bytes:
         """Send one request; the body of a 2xx answer, or raise (see the module docstring).
+
+        ``cost``: (IP weight, 10 s order count) the rate budget must have room for (a batch:
+        (5, 5)).
 
         With ``t0_ns`` (the ``perf_counter_ns`` of the market frame that caused it) and a
         ``latency_sink``, the time from that frame to the request's last byte handed to the
@@ -267,7 +281,7 @@ class RestClient:
         attempt = 0
         resynced = False
         while True:
-            self.budget.check(path, order, essential)
+            self.budget.check(path, order, essential, *cost)
             url, content = self._build(method, path, params, signed)
             headers = (
                 self._form_header
@@ -364,10 +378,21 @@ class RestClient:
     async def new_order(self, params: Sequence[tuple[str, object]]) -> bytes:
         return await self.request("POST", "/fapi/v1/order", params, signed=True, order=True)
 
-    async def batch_orders(self, orders: list[dict[str, str]]) -> bytes:
+    async def batch_orders(self, orders: Sequence[Mapping[str, str]], t0_ns: int = 0) -> bytes:
+        """``POST /fapi/v1/batchOrders`` (at most 5 orders; the answer has one element per
+        order, in request order: an order or a ``{code, msg}`` error). A timeout or 5xx raises
+        ``OutcomeUnknown`` for the whole batch: every order in it is of unknown status."""
+        if not 1 <= len(orders) <= 5:
+            raise ValueError(f"a batch holds 1 to 5 orders, not {len(orders)}")
         text = msgspec.json.encode(orders).decode()
         return await self.request(
-            "POST", "/fapi/v1/batchOrders", [("batchOrders", text)], signed=True, order=True
+            "POST",
+            "/fapi/v1/batchOrders",
+            [("batchOrders", text)],
+            signed=True,
+            order=True,
+            t0_ns=t0_ns,
+            cost=(5, 5),
         )
 
     async def amend_order(self, params: Sequence[tuple[str, object]], t0_ns: int = 0) -> bytes:

@@ -13,7 +13,12 @@ The executor rules (ref/binance.md §7):
 * a cancel is idempotent: on no answer it is sent again;
 * a request refused by the rate budget comes back as a rejection with Binance's code;
 * requests about one client order id go out in the order they were decided (a per-id lock),
-  so a cancel can never overtake its own order.
+  so a cancel can never overtake its own order;
+* with ``order_entry: rest_batch`` the new orders decided for one symbol before any of them
+  is sent (one step's, e.g. a grid's ladder) go out in ``batchOrders`` requests of up to 5.
+  Each item's answer is handled as a single order's (an order: its ack; ``{code, msg}``:
+  a rejection with that code); a batch that times out or gets a 5xx makes every one of its
+  orders ``OrderStatusUnknown``, each resolved by its own query — never resent.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from adapters.binance._streams import (
     run_market_stream,
     run_user_stream,
 )
-from adapters.binance._user import OrderInfo, UserParser
+from adapters.binance._user import ApiError, OrderInfo, UserParser
 from adapters.binance._ws_api import Started
 from engine import (
     AccountSnapshotReceived,
@@ -66,6 +71,43 @@ if TYPE_CHECKING:
 __all__ = ["ExchangeVenue", "PaperVenue"]
 
 _MS = 1_000_000
+#: Binance's most orders in one ``batchOrders`` request
+BATCH_MAX = 5
+
+
+class _Batch:
+    """New orders for one symbol that go out in one ``batchOrders`` request.
+
+    Filled by ``ExchangeVenue.begin`` in the consumer's step (each order's per-id lock is
+    taken there); the first of its orders' tasks to run sends it, closing it to newcomers;
+    every order's task then waits for the answer and handles its own item.
+    """
+
+    __slots__ = (
+        "answers",
+        "done",
+        "error",
+        "inst",
+        "orders",
+        "sent",
+        "sent_ms",
+        "t0_ns",
+        "unknown",
+    )
+
+    def __init__(self, inst: int, t0_ns: int) -> None:
+        self.inst = inst
+        self.t0_ns = t0_ns
+        self.orders: list[PlaceOrder] = []
+        self.sent = False
+        self.sent_ms = 0
+        self.done = trio.Event()
+        #: the answer's items, in request order (an order, or Binance's per-item error)
+        self.answers: list[OrderInfo | ApiError] = []
+        #: the whole request was refused: every order is rejected with this error
+        self.error: RestError | None = None
+        #: no definite answer (timeout, 5xx, unreadable): every order's status is unknown
+        self.unknown = ""
 
 
 class _MarketSide:
@@ -203,8 +245,13 @@ class ExchangeVenue(_MarketSide):
         self._locks: dict[str, trio.Semaphore] = {}
         self._resolving: set[str] = set()
         self.ws_api: Any = None
+        #: ``rest_batch``: the batch of each instrument still open to new orders
+        self._batching = live.order_entry == "rest_batch"
+        self._open_batch: dict[int, _Batch] = {}
         self.stats = {
             "orders_sent": 0,
+            "batches": 0,  # batchOrders requests sent
+            "batched_orders": 0,  # orders sent in them
             "written_in_step": 0,  # WS-API requests ``begin`` put on the socket at once
             "unknown": 0,
             "resolved_found": 0,
@@ -285,6 +332,8 @@ class ExchangeVenue(_MarketSide):
         ws_api = self.ws_api
         kind = type(intent)
         if ws_api is None or (kind is not PlaceOrder and kind is not CancelOrder):
+            if self._batching and kind is PlaceOrder:
+                return self._join_batch(intent, t0_ns)  # type: ignore[arg-type]
             return None
         rt = self.rt
         assert rt is not None
@@ -324,6 +373,87 @@ class ExchangeVenue(_MarketSide):
             rt.log(f"{type(intent).__name__} failed: {e}")
         finally:
             self._unlock(intent.client_id, lock)
+
+    # -- batches (order_entry: rest_batch) -----------------------------------------------
+
+    def _join_batch(self, p: PlaceOrder, t0_ns: int) -> Coroutine[Any, Any, None] | None:
+        """Put ``p`` in its instrument's open batch (a new one if none is open or it is full);
+        the coroutine that sends the batch if it runs first, then handles ``p``'s answer."""
+        rt = self.rt
+        assert rt is not None
+        lock = self._lock(p.client_id)
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            return None  # a request for this id is in flight: ``execute`` waits for it
+        batch = self._open_batch.get(p.inst)
+        if batch is None or len(batch.orders) >= BATCH_MAX:
+            batch = self._open_batch[p.inst] = _Batch(p.inst, t0_ns)
+        batch.orders.append(p)
+        return self._batched(rt, batch, len(batch.orders) - 1, lock)
+
+    async def _batched(self, rt: Runtime, batch: _Batch, i: int, lock: trio.Semaphore) -> None:
+        p = batch.orders[i]
+        try:
+            if not batch.sent:
+                await self._send_batch(rt, batch)
+            else:
+                await batch.done.wait()
+            if len(batch.orders) == 1:
+                return  # sent alone by ``_send_batch``, answer handled there
+            if batch.unknown:
+                await self._unknown_place(rt, p, batch.unknown, batch.sent_ms)
+                return
+            if batch.error is not None:
+                e = batch.error
+                await rt.emit(OrderRejected(p.inst, p.client_id, e.code, e.msg, rt.clock()))
+                return
+            ans = batch.answers[i] if i < len(batch.answers) else None
+            if isinstance(ans, ApiError):
+                if ans.code in (-1006, -1007):  # this item's status is unknown (§7.1)
+                    await self._unknown_place(rt, p, f"item {ans.code}", batch.sent_ms)
+                else:
+                    await rt.emit(OrderRejected(p.inst, p.client_id, ans.code, ans.msg, rt.clock()))
+            elif ans is None or ans.clientOrderId != p.client_id:
+                # missing or not ours: the answer does not say what became of this order
+                await self._unknown_place(rt, p, "batch item unreadable", batch.sent_ms)
+            else:
+                for ev in self.user_parser.order_events(ans):
+                    await rt.emit(ev)
+        except RestError as e:
+            rt.log(f"PlaceOrder {p.client_id} failed: {e}")
+        finally:
+            self._unlock(p.client_id, lock)
+
+    async def _send_batch(self, rt: Runtime, batch: _Batch) -> None:
+        """Send ``batch`` (closing it); its answer in ``batch``, ``batch.done`` set."""
+        batch.sent = True
+        if self._open_batch.get(batch.inst) is batch:
+            del self._open_batch[batch.inst]
+        try:
+            orders = batch.orders
+            if len(orders) == 1:
+                # a batch costs 5 IP weight and 5 on the 10 s order count: one order goes alone
+                await self._place(rt, orders[0], batch.t0_ns)
+                return
+            n = len(orders)
+            self.stats["orders_sent"] += n
+            self.stats["batches"] += 1
+            self.stats["batched_orders"] += n
+            ins = self.market_parser.instrument(self._symbol_of[batch.inst])
+            items = [{k: str(v) for k, v in place_params(p, ins)} for p in orders]
+            batch.sent_ms = self.rest.timestamp_ms()
+            try:
+                body = await self.rest.batch_orders(items, batch.t0_ns)
+                batch.answers = self.user_parser.batch(body)
+            except OutcomeUnknown as e:
+                batch.unknown = e.reason
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                batch.unknown = "unreadable batch answer"
+            except RestError as e:
+                batch.error = e
+        finally:
+            batch.done.set()
 
     # -- intents -------------------------------------------------------------------------
 
@@ -389,15 +519,19 @@ class ExchangeVenue(_MarketSide):
                     )
                     info = self.user_parser.order(body)
         except OutcomeUnknown as e:
-            self.stats["unknown"] += 1
-            await rt.emit(OrderStatusUnknown(p.inst, p.client_id, rt.clock(), e.reason))
-            await self._resolve(rt, p.inst, p.client_id, sent_ms)
+            await self._unknown_place(rt, p, e.reason, sent_ms)
             return
         except RestError as e:
             await rt.emit(OrderRejected(p.inst, p.client_id, e.code, e.msg, rt.clock()))
             return
         for ev in self.user_parser.order_events(info):
             await rt.emit(ev)
+
+    async def _unknown_place(self, rt: Runtime, p: PlaceOrder, reason: str, sent_ms: int) -> None:
+        """A new order sent at ``sent_ms`` got no definite answer: say so, then find out."""
+        self.stats["unknown"] += 1
+        await rt.emit(OrderStatusUnknown(p.inst, p.client_id, rt.clock(), reason))
+        await self._resolve(rt, p.inst, p.client_id, sent_ms)
 
     async def _cancel(
         self, rt: Runtime, c: CancelOrder, t0_ns: int = 0, started: Started | None = None
