@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -61,7 +62,9 @@ live:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize(("order_entry", "kill_count"), [("rest", 20), ("ws_api", 8)])
+@pytest.mark.parametrize(
+    ("order_entry", "kill_count"), [("rest", 20), ("ws_api", 8), ("rest_batch", 8)]
+)
 def test_kill_9_at_random_instants(tmp_path, order_entry, kill_count):
     # over the WebSocket API a request is written inside the consumer's step: killed between
     # that write and its answer, the next session must still account for the order
@@ -106,6 +109,7 @@ def test_kill_9_at_random_instants(tmp_path, order_entry, kill_count):
         )
         assert final.returncode == 0, final.stderr[-3000:]
         truth = trio.run(exchange_truth, port)
+        status = httpx.post(f"http://127.0.0.1:{port}/control/status").json()
         print(final.stderr[-4000:])
     finally:
         exchange.kill()
@@ -119,5 +123,8 @@ def test_kill_9_at_random_instants(tmp_path, order_entry, kill_count):
         assert not any(secret.encode() in b for b in blobs), "a credential leaked"
     figures = check_consistent(journal, truth)
     assert verify(journal).identical
-    print(f"chaos ({order_entry}): {kills} kills, {figures}")
+    batches = (status.get("batch_orders", 0), status.get("batch_items", 0))
+    print(f"chaos ({order_entry}): {kills} kills, {figures}, batches (requests, orders) {batches}")
     assert figures["orders"] > 20
+    if order_entry == "rest_batch":  # the quoter's bid and ask of one step: one batch
+        assert batches[0] > 0 and batches[1] >= 2 * batches[0]

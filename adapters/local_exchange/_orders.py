@@ -143,7 +143,11 @@ class OrderEntryMixin(ExchangeState):
 
     def _h_batch_new(self, p: dict[str, str], now: int) -> Any:
         out: list[Any] = []
-        for item in self._batch_items(p, "batchOrders"):
+        items = self._batch_items(p, "batchOrders")
+        # batches (and their orders) that reached the matching engine (``status``)
+        self.stats["batch_orders"] = self.stats.get("batch_orders", 0) + 1
+        self.stats["batch_items"] = self.stats.get("batch_items", 0) + len(items)
+        for item in items:
             try:
                 out.append(self._place(item, now))
             except (ApiError, Reject) as e:
