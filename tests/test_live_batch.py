@@ -332,3 +332,40 @@ def test_the_rate_budget_wants_room_for_a_whole_batch():
     budget.check("/fapi/v1/order", True, False, 1, 1)
     with pytest.raises(Throttled):
         budget.check("/fapi/v1/batchOrders", True, False, 5, 5)
+
+
+def test_an_unknown_outcome_carries_the_timestamp_the_request_went_out_with():
+    # after a -1021 the clock is resynced and the batch resent once (refused before matching:
+    # safe); if that one times out, its own timestamp — not the first's — bounds the wait
+    # before an absent order counts as never placed
+    from adapters.binance._rest import OutcomeUnknown, RestClient
+
+    async def main() -> None:
+        async with open_exchange(ExchangeConfig(seed=13, feed="manual")) as ex:
+            bid, _ = await _book(ex)
+            rest = RestClient(
+                f"http://127.0.0.1:{ex.port}", CREDS, recv_window_ms=1000, timeout_s=1.0
+            )
+            try:
+                await rest.sync_time()
+                ex.faults.skew_ms = 3000  # the server's clock jumps ahead: -1021
+                ex.faults.fail_orders("timeout", 1, "yes")
+                before = rest.timestamp_ms()
+                item = {
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "timeInForce": "GTX",
+                    "quantity": "0.002",
+                    "price": f"{(bid - 10) / 10:.1f}",
+                }
+                items = [dict(item, newClientOrderId=f"ts-{i}") for i in range(2)]
+                with pytest.raises(OutcomeUnknown) as e:
+                    await rest.batch_orders(items)
+                assert rest.stats["resyncs"] == 2
+                assert e.value.timestamp_ms >= before + 2500
+                assert ex.faults.counts == {"order:timeout": 1}
+            finally:
+                await rest.aclose()
+
+    trio.run(main)

@@ -72,11 +72,17 @@ class Throttled(RestError):
 
 
 class OutcomeUnknown(Exception):
-    """An order-changing request got no definite answer: it may or may not have happened."""
+    """An order-changing request got no definite answer: it may or may not have happened.
 
-    def __init__(self, path: str, reason: str) -> None:
+    ``timestamp_ms``: the ``timestamp`` the request that went out was signed with (0 if not
+    known); the matching engine refuses it once the server's clock is past that plus
+    ``recvWindow``.
+    """
+
+    def __init__(self, path: str, reason: str, timestamp_ms: int = 0) -> None:
         self.path = path
         self.reason = reason
+        self.timestamp_ms = timestamp_ms
         super().__init__(f"{path}: outcome unknown ({reason})")
 
 
@@ -282,7 +288,7 @@ class RestClient:
         resynced = False
         while True:
             self.budget.check(path, order, essential, *cost)
-            url, content = self._build(method, path, params, signed)
+            url, content, ts = self._build(method, path, params, signed)
             headers = (
                 self._form_header
                 if content is not None
@@ -310,7 +316,7 @@ class RestClient:
                 what = "ReadTimeout" if isinstance(e, trio.TooSlowError) else "TransportError"
                 if mutating:
                     self.stats["unknown"] += 1
-                    raise OutcomeUnknown(path, what) from None
+                    raise OutcomeUnknown(path, what, ts) from None
                 if attempt >= self.retries:
                     raise RestError(0, -1007, f"no answer ({what})", path) from None
                 attempt += 1
@@ -338,7 +344,7 @@ class RestClient:
             if status >= 500 or err.code in (-1006, -1007):
                 if mutating:
                     self.stats["unknown"] += 1
-                    raise OutcomeUnknown(path, f"HTTP {status} {err.code}")
+                    raise OutcomeUnknown(path, f"HTTP {status} {err.code}", ts)
                 if attempt < self.retries:
                     attempt += 1
                     self.stats["retries"] += 1
@@ -348,22 +354,21 @@ class RestClient:
 
     def _build(
         self, method: str, path: str, params: Sequence[tuple[str, object]], signed: bool
-    ) -> tuple[str, bytes | None]:
+    ) -> tuple[str, bytes | None, int]:
+        """The request's target and body, and the ``timestamp`` it is signed with (0: none)."""
+        ts = 0
         if signed:
             if self._creds is None:
                 raise RestError(0, -2015, "no API credentials for a signed request", path)
-            params = [
-                *params,
-                ("recvWindow", self.recv_window_ms),
-                ("timestamp", self.timestamp_ms()),
-            ]
+            ts = self.timestamp_ms()
+            params = [*params, ("recvWindow", self.recv_window_ms), ("timestamp", ts)]
         query = encode_params(params)
         if signed:
             assert self._creds is not None
             query = f"{query}&signature={self._creds.sign(query.encode())}"
         if method in ("POST", "PUT"):
-            return path, query.encode()
-        return (f"{path}?{query}" if query else path), None
+            return path, query.encode(), ts
+        return (f"{path}?{query}" if query else path), None, ts
 
     # -- endpoints -----------------------------------------------------------------------
 

@@ -448,6 +448,7 @@ class ExchangeVenue(_MarketSide):
                 batch.answers = self.user_parser.batch(body)
             except OutcomeUnknown as e:
                 batch.unknown = e.reason
+                batch.sent_ms = max(batch.sent_ms, e.timestamp_ms)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 batch.unknown = "unreadable batch answer"
             except RestError as e:
@@ -519,7 +520,8 @@ class ExchangeVenue(_MarketSide):
                     )
                     info = self.user_parser.order(body)
         except OutcomeUnknown as e:
-            await self._unknown_place(rt, p, e.reason, sent_ms)
+            # the timestamp it was signed with (later than ``sent_ms`` after a -1021 resync)
+            await self._unknown_place(rt, p, e.reason, max(sent_ms, e.timestamp_ms))
             return
         except RestError as e:
             await rt.emit(OrderRejected(p.inst, p.client_id, e.code, e.msg, rt.clock()))
