@@ -4,6 +4,7 @@ from ._check import CheckReport, check_journal, repair_journal
 from ._format import segment_paths
 from ._identity import code_digest, code_version
 from ._reader import JournalCorrupt, JournalError, JournalReader, TornTail, read_header
+from ._syncer import Syncer, SyncError
 from ._writer import DEFAULT_SEGMENT_BYTES, Durability, JournalWriter, WriterStats
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "JournalError",
     "JournalReader",
     "JournalWriter",
+    "SyncError",
+    "Syncer",
     "TornTail",
     "WriterStats",
     "check_journal",

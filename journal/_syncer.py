@@ -12,9 +12,11 @@ descriptor of the segment makes durable everything the writer wrote to it before
 
 Protocol, one line each way: the writer sends ``<seq> <segment path>\\n`` after writing the
 records up to ``seq``; the child reads every line waiting, syncs the segment of the last one
-and answers ``<seq> <CLOCK_MONOTONIC ns when the sync returned>\\n``, or ``E <message>\\n`` if
-the sync failed (then it exits). It exits when the request pipe closes, so a writer killed
-with -9 leaves nothing behind.
+and answers ``<seq> <CLOCK_MONOTONIC ns when the sync returned> <ns the sync took>\\n``, or
+``E <message>\\n`` if the sync failed (then it exits). The first sync of a segment also syncs
+its directory, so the new file's name is durable even for a writer that never syncs on its own
+(the live runtime; the finished segment itself is synced by the writer's rotation). It exits
+when the request pipe closes, so a writer killed with -9 leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -39,15 +41,22 @@ while True:
         continue
     seq, _, want = lines[-1].partition(b" ")
     try:
+        start = time.monotonic_ns()
         if want != path:
             if fd >= 0:
                 os.close(fd)
             fd, path = os.open(want, os.O_RDONLY), want
+            dfd = os.open(os.path.dirname(want) or b".", os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
         os.fdatasync(fd)
     except OSError as e:
         os.write(1, b"E " + str(e).encode(errors="replace").replace(b"\n", b" ") + b"\n")
         break
-    os.write(1, seq + b" %d\n" % time.monotonic_ns())
+    done = time.monotonic_ns()
+    os.write(1, seq + b" %d %d\n" % (done, done - start))
 """
 
 
@@ -56,7 +65,10 @@ class SyncError(OSError):
 
 
 class Syncer:
-    """Parent side: ``request`` a sync, ``poll`` the answers, ``close`` at the end."""
+    """Parent side: ``request`` a sync, ``poll`` the answers, ``close`` at the end.
+
+    ``answer_fd`` is readable when an answer waits (for an event loop to wait on).
+    """
 
     def __init__(self) -> None:
         # -I -S: no site, no user paths: the child starts in ~10 ms and imports nothing of ours
@@ -74,6 +86,10 @@ class Syncer:
         os.set_blocking(self._ack, False)
         self._partial = b""
 
+    @property
+    def answer_fd(self) -> int:
+        return self._ack
+
     def request(self, seq: int, segment: bytes) -> None:
         try:
             os.write(self._req, b"%d %s\n" % (seq, segment))
@@ -81,23 +97,26 @@ class Syncer:
             self._raise_failure()  # the child ended: say why if it did
             raise SyncError(5, "journal sync process ended unexpectedly") from None
 
-    def poll(self) -> list[tuple[int, int]]:
-        """The (seq, durable at ns) answers that arrived, oldest first; never blocks."""
+    def poll(self) -> list[tuple[int, int, int]]:
+        """The (seq, durable at ns, ns the sync took) answers that arrived, oldest first;
+        never blocks."""
         try:
             data = os.read(self._ack, 65536)
         except BlockingIOError:
             return []
+        if not data:  # the child is gone without a word (killed)
+            raise SyncError(5, "journal sync process ended unexpectedly")
         return self._parse(data)
 
-    def _parse(self, data: bytes) -> list[tuple[int, int]]:
+    def _parse(self, data: bytes) -> list[tuple[int, int, int]]:
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()
         out = []
         for line in lines:
             if line.startswith(b"E "):
                 raise SyncError(5, line[2:].decode(errors="replace"))
-            seq, _, at = line.partition(b" ")
-            out.append((int(seq), int(at)))
+            seq, at, took = line.split(b" ")
+            out.append((int(seq), int(at), int(took)))
         return out
 
     def _raise_failure(self) -> None:

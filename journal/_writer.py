@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -68,7 +67,6 @@ __all__ = ["DEFAULT_SEGMENT_BYTES", "Durability", "JournalWriter", "WriterStats"
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
 _WRITE_CHUNK = 1 << 20
-_MAX_RETIRED = 16
 #: the msgpack bytes an EventRecord starts with (array head and record tag), before its seq:
 #: cut from an encoded record whose seq, recv_ns and event take one byte each
 _RECORD_HEAD = msgspec.msgpack.encode(EventRecord(0, 0, msgspec.Raw(b"\xc0")))[:-3]  # type: ignore[arg-type]
@@ -126,7 +124,6 @@ class JournalWriter:
         segment_bytes: int,
         track_latency: bool = False,
         hash_records: bool = False,
-        external_sync: bool = False,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.path = path
@@ -160,12 +157,7 @@ class JournalWriter:
         #: interval mode with no extras: the inlined append path, with a background sync
         self._grouped = durability.mode == "interval" and not track_latency and not hash_records
         self._syncer: Syncer | None = None
-        #: the caller calls ``sync()`` from a thread of its own (the live runtime): a rotation
-        #: then leaves the finished segment's fdatasync and close to that thread's next sync
-        #: instead of doing it on the caller's (event loop's) thread
-        self._external_sync = external_sync
-        self._retired: list[int] = []
-        self._retire_lock = threading.Lock()
+        #: a segment was created without syncing the directory (policy "none"): close() does
         self._dir_dirty = False
         #: hand-offs not yet answered: (last seq written, append times of its records)
         self._in_flight: list[tuple[int, list[int]]] = []
@@ -194,7 +186,6 @@ class JournalWriter:
         track_latency: bool = False,
         hash_records: bool = False,
         overwrite: bool = False,
-        external_sync: bool = False,
     ) -> JournalWriter:
         """Start a new journal at ``path`` (a directory) with ``header`` as its first record."""
         path = Path(path)
@@ -215,7 +206,6 @@ class JournalWriter:
             segment_bytes=segment_bytes,
             track_latency=track_latency,
             hash_records=hash_records,
-            external_sync=external_sync,
         )
         w._open_segment(0, first_seq=1)
         hasher, w._hasher = w._hasher, None  # the digest covers the records after the header
@@ -233,7 +223,6 @@ class JournalWriter:
         durability: Durability | None = None,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         track_latency: bool = False,
-        external_sync: bool = False,
     ) -> tuple[JournalWriter, TornTail | None]:
         """Reopen an existing journal for appending, truncating a torn tail first.
 
@@ -256,7 +245,6 @@ class JournalWriter:
             durability=durability or Durability(),
             segment_bytes=segment_bytes,
             track_latency=track_latency,
-            external_sync=external_sync,
         )
         w._fd = os.open(last, os.O_WRONLY | os.O_APPEND)
         w._file_size = os.fstat(w._fd).st_size
@@ -275,6 +263,8 @@ class JournalWriter:
         if self.durability.mode != "none":
             _fdatasync(fd)
             _sync_dir(self.path)
+        else:
+            self._dir_dirty = True
 
     # -- appending -----------------------------------------------------------------------
 
@@ -411,8 +401,8 @@ class JournalWriter:
         self._in_flight.append((self._written_seq, self._pending_append_ns))
         self._pending_append_ns = []
 
-    def _take_answers(self, answers: list[tuple[int, int]]) -> None:
-        for seq, durable_ns in answers:
+    def _take_answers(self, answers: list[tuple[int, int, int]]) -> None:
+        for seq, durable_ns, _took in answers:
             self._stats.syncs += 1
             while self._in_flight and self._in_flight[0][0] <= seq:
                 done, appended_ns = self._in_flight.pop(0)
@@ -426,7 +416,7 @@ class JournalWriter:
         self._in_flight.clear()
 
     def sync(self) -> None:
-        """fdatasync what has been written (safe to call from one worker thread).
+        """fdatasync what has been written.
 
         Marks durable what was written when it *started*: records written while the disk
         worked may or may not be on it yet.
@@ -434,17 +424,6 @@ class JournalWriter:
         upto = self._written_seq
         fd = self._fd
         _fdatasync(fd)
-        if self._retired or self._dir_dirty:
-            # segments finished since the last sync (their records are <= upto): a rotation
-            # after ``fd`` was read retired that very descriptor, synced just above
-            with self._retire_lock:
-                retired, self._retired = self._retired, []
-                dir_dirty, self._dir_dirty = self._dir_dirty, False
-            for old in retired:
-                _fdatasync(old)
-                os.close(old)
-            if dir_dirty:
-                _sync_dir(self.path)
         self._stats.syncs += 1
         self._last_sync_ns = now = self._clock()
         self._sync_due_ns = now + self._interval_ns
@@ -462,24 +441,19 @@ class JournalWriter:
     def _segment_path(self) -> Path:
         return self.path / segment_name(self._segment)
 
+    @property
+    def segment_path(self) -> Path:
+        """The segment being written (for a sync process that syncs it by name)."""
+        return self._segment_path()
+
     def _rotate(self) -> None:
         # A finished segment is made durable whatever the policy: a caller that syncs on its own
-        # schedule (the live runtime opens the writer with "none") only ever syncs the current
-        # file, so the tail of a rotated one would otherwise never reach the disk. With an
-        # external syncer, its thread does that (and the directory's) at its next sync.
-        if self._external_sync:
-            with self._retire_lock:
-                self._retired.append(self._fd)
-                self._dir_dirty = True
-                # a caller that never syncs must not collect descriptors without end
-                oldest = self._retired.pop(0) if len(self._retired) > _MAX_RETIRED else -1
-            if oldest >= 0:
-                _fdatasync(oldest)
-                os.close(oldest)
-        else:
-            _fdatasync(self._fd)
-            self._drain()
-            os.close(self._fd)
+        # schedule (the live runtime opens the writer with "none" and has a sync process sync
+        # the current segment by name) only ever syncs the current file, so the tail of a
+        # rotated one would otherwise never reach the disk. Mostly synced already, it is small.
+        _fdatasync(self._fd)
+        self._drain()
+        os.close(self._fd)
         self._open_segment(self._segment + 1, first_seq=self._next_seq)
 
     def close(self) -> None:
@@ -488,16 +462,11 @@ class JournalWriter:
         try:
             self._write_buffer()
             _fdatasync(self._fd)  # a clean close is always durable
-            for old in self._retired:
-                _fdatasync(old)
             if self._dir_dirty:
                 _sync_dir(self.path)
             self._drain()
             self.durable_seq = self._written_seq
         finally:
-            for old in self._retired:
-                os.close(old)
-            self._retired.clear()
             os.close(self._fd)
             self._closed = True
             if self._syncer is not None:

@@ -257,8 +257,8 @@ def test_durability_policies(tmp_path):
 
 
 def test_group_commit_syncs_in_the_background_across_rotations(tmp_path):
-    # a tiny interval and small segments: many hand-offs to the sync thread, several of them
-    # racing a rotation (which must wait for the sync before closing the descriptor)
+    # a tiny interval and small segments: many hand-offs to the sync process, several of them
+    # racing a rotation (which syncs the finished segment itself before closing it)
     path = tmp_path / "j"
     d = Durability.parse("interval:0.01")
     w = JournalWriter.create(path, _header(), durability=d, segment_bytes=4096)
@@ -270,32 +270,6 @@ def test_group_commit_syncs_in_the_background_across_rotations(tmp_path):
     assert w.stats.segments > 5
     w.close()
     assert check_journal(path).events == 3000
-
-
-def test_external_sync_takes_over_the_rotation_syncs(tmp_path):
-    # the live runtime syncs from a thread of its own: a rotation on the event loop must not
-    # fdatasync; the next sync() makes the finished segments (and the directory) durable
-    path = tmp_path / "j"
-    w = JournalWriter.create(
-        path, _header(), durability=Durability("none"), segment_bytes=4096, external_sync=True
-    )
-    for i in range(600):
-        w.append_event(i, TradePrinted(0, i, i, 1, 1, Side.BUY))
-        if i % 50 == 0:
-            w.flush()
-    w.flush()
-    assert w.stats.segments > 2
-    assert w._retired  # finished segments wait for the syncing thread
-    w.sync()
-    assert not w._retired
-    assert w.durable_seq == 600
-    for i in range(600, 20000):  # a caller that never syncs keeps a bounded number open
-        w.append_event(i, TradePrinted(0, i, i, 1, 1, Side.BUY))
-        if i % 50 == 0:
-            w.flush()
-    assert len(w._retired) <= 16
-    w.close()
-    assert check_journal(path).events == 20000
 
 
 def test_a_failed_background_sync_reaches_the_caller(tmp_path):

@@ -62,11 +62,19 @@ class FeedVenue(PaperVenue):
         return [self.market.snapshot(rt.clock())]
 
 
-def run_once(journal: Path, events: int, seed: int = 7) -> tuple[Runtime, Any]:
+def run_once(
+    journal: Path,
+    events: int,
+    seed: int = 7,
+    *,
+    durability: str = "interval:2",
+    venue_class: type[FeedVenue] = FeedVenue,
+    track: bool = False,
+) -> tuple[Runtime, Any]:
     cfg = simple_config()
-    cfg["live"] = {"dead_man_s": 0, "reconcile_s": 0}
-    live = LiveConfig(dead_man_s=0, reconcile_s=0)
-    venue = FeedVenue(live, load_sim_config(cfg), events, seed)
+    cfg["live"] = {"dead_man_s": 0, "reconcile_s": 0, "durability": durability}
+    live = LiveConfig(dead_man_s=0, reconcile_s=0, durability=durability)
+    venue = venue_class(live, load_sim_config(cfg), events, seed)
     rt = Runtime(
         config=cfg,
         journal=journal,
@@ -76,6 +84,8 @@ def run_once(journal: Path, events: int, seed: int = 7) -> tuple[Runtime, Any]:
         symbols=["BTCUSDT"],
         install_signals=False,
     )
+    if track:
+        rt.track_latency()
 
     async def main() -> Any:
         with trio.fail_after(120):
@@ -123,4 +133,40 @@ def test_torn_tail_is_cut_on_restart(tmp_path):
         f.write(b"\x40\x00\x00\x00garbage")  # a record cut short by kill -9
     _, report = run_once(j, 500)
     assert report.resumed and any(p.name.startswith(seg.name + ".cut-") for p in j.iterdir())
+    assert verify(j).identical
+
+
+def test_live_journal_is_made_durable_by_the_sync_process(tmp_path):
+    # the consumer writes each step to the OS and asks the journal's sync process; its answers
+    # (the time each fdatasync returned) say which appends are durable and when
+    rt, report = run_once(tmp_path / "paper", 3000, durability="interval:1", track=True)
+    assert report.stop_reason == "feed done"
+    assert len(rt.fdatasync_ns) > 10, "synced in groups while running"
+    assert 0.5 * rt.events < len(rt.durable_ns) <= rt.events
+    assert min(rt.durable_ns) > 0, "durable after the append, on one clock"
+    assert verify(tmp_path / "paper").identical
+
+
+class SyncKillingVenue(FeedVenue):
+    """Kills the journal's sync process a little way into the session."""
+
+    async def _start_market(self, nursery: trio.Nursery, rt: Runtime, emit: Any) -> None:
+        await super()._start_market(nursery, rt, emit)
+
+        async def kill() -> None:
+            await trio.sleep(0.3)  # the feed sends ~8 events per ms: well into the session
+            assert rt._syncer is not None and rt.events > 100
+            rt._syncer._proc.kill()
+
+        nursery.start_soon(kill)
+
+
+def test_a_dead_sync_process_stops_trading(tmp_path):
+    # nothing appended after that can be called durable: the runtime says so and shuts down
+    # in order (the journal's own close syncs inline, so nothing is lost)
+    j = tmp_path / "paper"
+    rt, report = run_once(j, 100_000, durability="interval:1", venue_class=SyncKillingVenue)
+    assert report.stop_reason.startswith("journal sync failed"), report.stop_reason
+    assert any(a.startswith("journal_sync_failed") for a in report.alerts)
+    assert rt.events < 100_000
     assert verify(j).identical
