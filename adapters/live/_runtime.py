@@ -104,7 +104,9 @@ class Venue(Protocol):
     async def execute(self, intent: Intent, t0_ns: int) -> None: ...
 
     def begin(self, intent: Intent, t0_ns: int) -> Coroutine[Any, Any, None] | None:
-        """Write the request in the caller's step if the venue can; the rest as a coroutine."""
+        """Start the intent in the caller's step if the venue can (a WebSocket-API request
+        written to the socket, an order joining a ``batchOrders`` request); the rest as a
+        coroutine. None: the venue ``execute``s it in a task of its own."""
         ...
 
     async def reconcile(self, rt: Runtime) -> None: ...
@@ -468,7 +470,8 @@ class Runtime:
                 # session's recovery finds it never reached the exchange and says so
                 self.held.append(it)
             else:
-                # a WebSocket-API request goes on the socket right here, in this step
+                # a WebSocket-API request goes on the socket right here, in this step (a
+                # batched order joins its batch)
                 begun = begin(it, t0)
                 if begun is not None:
                     self.in_flight += 1
