@@ -1,6 +1,6 @@
 """Funding from the user stream: ``ACCOUNT_UPDATE`` m=FUNDING_FEE -> ``FundingSettled``.
 
-Payloads in Binance's documented shape (ref/binance.md §4.4; the fixtures have no
+Parser tests use payloads in Binance's documented shape (ref/binance.md §4.4; the fixtures have no
 ACCOUNT_UPDATE, so the field set is the one of the docs' example, as in test_adapter_user):
 isolated margin sends ``B`` with ``bc`` (the funding) and the one ``P`` row that paid; cross
 margin sends ``B`` only, with no symbol — credited to nobody rather than guessed.
@@ -8,9 +8,18 @@ margin sends ``B`` only, with no symbol — credited to nobody rather than guess
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+import trio
+
 from adapters.binance import builtin_instrument
 from adapters.binance._user import UserParser
-from engine import AccountUpdated, FundingSettled
+from adapters.local_exchange import ExchangeConfig, ExchangeServer, open_exchange
+from engine import AccountUpdated, EventRecord, FundingSettled, MarkPriceUpdated
+from journal import JournalReader
+from replay import verify
+from tests.test_live_e2e import _run, runtime
 
 
 def _parser() -> UserParser:
@@ -98,3 +107,63 @@ def test_cross_funding_from_the_income_endpoint():
     assert _parser().funding_from_income(body) == [
         FundingSettled(0, 1723190400000_000_000, 0, 0, 0, -1234567, "USDT")
     ]
+
+
+def test_cross_margin_funding_is_learnt_from_the_income_history(tmp_path):
+    # Against the local exchange (cross margin, like the account Binance gives by default):
+    # its ACCOUNT_UPDATE for funding has the amount in B and no symbol, so the venue asks
+    # /fapi/v1/income and journals the funding of our symbol, once — also across a restart,
+    # whose catch-up reads the same history again.
+    journal = tmp_path / "live"
+    seen: dict[str, Any] = {}
+
+    async def session(ex: ExchangeServer, settle: bool) -> None:
+        rt = runtime(journal, ex.port, dead_man_s=0)
+        out: dict[str, Any] = {}
+        async with trio.open_nursery() as n:
+            await n.start(_run, rt, out)
+            with trio.fail_after(120):
+                while settle and rt.engine.state.position(0).qty == 0:
+                    ex.pump(200)
+                    await trio.sleep(0.02)
+                if settle:
+                    m = ex.core.sim.markets[0]
+                    due = m.next_funding_ns
+                    assert due and m.funding_rate
+                    mark = MarkPriceUpdated(
+                        0, due + 1, m.mark_e8, m.mark_e8, m.funding_rate, due + 8 * 3600 * 10**9
+                    )
+                    ex.core.on_market(ex.now(), mark)
+                    ex._flush()
+                    while rt.venue.stats["funding_from_income"] < 1:  # noqa: ASYNC110
+                        await trio.sleep(0.05)
+                    seen["position"] = rt.engine.state.position(0)
+                    seen["income"] = msgspec.json.decode(
+                        await rt.venue.rest.income("FUNDING_FEE", 0)
+                    )
+                else:
+                    ex.pump(500)
+                    while not rt.venue.stats["reconciliations"]:  # noqa: ASYNC110
+                        await trio.sleep(0.05)
+                    seen["restart_stats"] = dict(rt.venue.stats)
+            rt.request_stop("test")
+
+    async def main() -> None:
+        async with open_exchange(ExchangeConfig(seed=21, feed="manual")) as ex:
+            await session(ex, settle=True)
+            await session(ex, settle=False)
+
+    trio.run(main)
+    income = seen["income"]
+    assert isinstance(income, list) and len(income) == 1 and income[0]["symbol"] == "BTCUSDT"
+    paid = round(float(income[0]["income"]) * 10**8)
+    fundings = [
+        r.event
+        for r in JournalReader(journal).records()
+        if type(r) is EventRecord and type(r.event) is FundingSettled
+    ]
+    assert len(fundings) == 1, "journaled once, not again by the restart's catch-up"
+    assert fundings[0].amount == paid != 0
+    assert seen["position"].funding == paid
+    assert seen["restart_stats"]["funding_from_income"] == 0
+    assert verify(journal).identical

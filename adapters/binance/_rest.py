@@ -429,6 +429,15 @@ class RestClient:
             essential=True,
         )
 
+    async def income(self, income_type: str, start_ms: int, limit: int = 1000) -> bytes:
+        """``GET /fapi/v1/income`` rows of one type since ``start_ms`` (weight 30)."""
+        return await self.request(
+            "GET",
+            "/fapi/v1/income",
+            [("incomeType", income_type), ("startTime", start_ms), ("limit", limit)],
+            signed=True,
+        )
+
     async def query_order(self, symbol: str, client_id: str) -> bytes:
         return await self.request(
             "GET",

@@ -44,6 +44,7 @@ from adapters.binance._user import ApiError, OrderInfo, UserParser
 from adapters.binance._ws_api import Started
 from engine import (
     AccountSnapshotReceived,
+    AccountUpdated,
     AmendOrder,
     AmendRejected,
     CancelAllOrders,
@@ -51,6 +52,7 @@ from engine import (
     CancelRejected,
     Event,
     EventRecord,
+    FundingSettled,
     InstrumentLoaded,
     Intent,
     OperatorCommanded,
@@ -218,6 +220,12 @@ async def _patiently(fn: Any, *args: Any, attempts: int = 8) -> Any:
     raise AssertionError("unreachable")
 
 
+def _funding_key(ev: FundingSettled) -> tuple[int, int]:
+    # the stream stamps a funding with its message time, the income row with the settlement:
+    # a few ms apart, never two fundings of one symbol in a minute
+    return ev.inst, ev.ts_ns // 60_000_000_000
+
+
 class ExchangeVenue(_MarketSide):
     """Binance's API (or the local exchange): REST/WS-API orders, market and user streams."""
 
@@ -248,6 +256,13 @@ class ExchangeVenue(_MarketSide):
         #: ``rest_batch``: the batch of each instrument still open to new orders
         self._batching = live.order_entry == "rest_batch"
         self._open_batch: dict[int, _Batch] = {}
+        #: funding already journaled, as (inst, minute of its time): a cross-margin funding
+        #: reaches the user stream without its symbol (ref/binance.md §4.4), so it is looked up
+        #: in the income history, which also holds what a stream delivered itself
+        self._funding_seen: set[tuple[int, int]] = set()
+        #: income rows older than this are not ours to journal (before this journal's last
+        #: event: the time we were away is caught up, not the account's whole history)
+        self._funding_since_ns = 0
         self.stats = {
             "orders_sent": 0,
             "batches": 0,  # batchOrders requests sent
@@ -257,6 +272,7 @@ class ExchangeVenue(_MarketSide):
             "resolved_found": 0,
             "resolved_absent": 0,
             "catchup_fills": 0,
+            "funding_from_income": 0,  # cross-margin funding learnt from /fapi/v1/income
             "reconciliations": 0,
             "orphans": 0,
             "position_mismatches": 0,
@@ -273,15 +289,27 @@ class ExchangeVenue(_MarketSide):
             self.ws_api.latency_sink = rt.latencies
             await nursery.start(self.ws_api.run)
 
+        if not self._funding_since_ns:
+            self._funding_since_ns = rt.clock()
+
         async def on_connected() -> None:
             await self.reconcile(rt)
+            await self._funding_catch_up(rt)
+
+        async def emit_user(ev: Event, t0: int) -> None:
+            await rt.emit(ev, t0)
+            kind = type(ev)
+            if kind is FundingSettled:
+                self._funding_seen.add(_funding_key(ev))  # type: ignore[arg-type]
+            elif kind is AccountUpdated and ev.reason == "FUNDING_FEE" and not ev.positions:  # type: ignore[attr-defined]
+                rt.nursery_start(self._funding_catch_up, rt)  # cross margin: which symbol?
 
         await nursery.start(
             run_user_stream,
             self.rest,
             self.endpoints.ws_url,
             self.user_parser,
-            rt.emit,
+            emit_user,
             rt.set_connection,
             on_connected,
             self.stream_cfg,
@@ -298,7 +326,27 @@ class ExchangeVenue(_MarketSide):
                 pass
 
     def replayed(self, rec: EventRecord, intents: list[Intent]) -> None:
-        pass
+        self._funding_since_ns = rec.recv_ns
+        if type(rec.event) is FundingSettled:
+            self._funding_seen.add(_funding_key(rec.event))
+
+    async def _funding_catch_up(self, rt: Runtime) -> None:
+        """Journal the funding of our symbols the income history has and we have not.
+
+        Run after a cross-margin FUNDING_FEE update (its ``B`` row has the amount but no
+        symbol) and after every user-stream (re)connection (funding settled while away)."""
+        try:
+            body = await self.rest.income("FUNDING_FEE", self._funding_since_ns // _MS)
+        except RestError as e:
+            rt.log(f"funding: income query failed ({e}); the next connection or funding retries")
+            return
+        for ev in sorted(self.user_parser.funding_from_income(body), key=lambda e: e.ts_ns):
+            key = _funding_key(ev)
+            if key in self._funding_seen or ev.ts_ns < self._funding_since_ns:
+                continue
+            self._funding_seen.add(key)
+            self.stats["funding_from_income"] += 1
+            await rt.emit(ev)
 
     async def aclose(self) -> None:
         await self.rest.aclose()

@@ -33,6 +33,8 @@ class UserStreamMixin(ExchangeState):
 
     def _absorb(self, now: int, answers: list[Event]) -> None:
         journal = self._journal
+        #: funding settled in this batch, per asset: the ``bc`` of the ACCOUNT_UPDATE after it
+        funding_bc: dict[str, int] = {}
         for ev in answers:
             if journal is not None:
                 journal(now, ev, None)
@@ -40,7 +42,7 @@ class UserStreamMixin(ExchangeState):
             if kind is OrderFilled:
                 self._on_fill(now, ev)
             elif kind is AccountUpdated:
-                self._on_account(now, ev)
+                self._on_account(now, ev, funding_bc)
             elif kind is OrderAccepted:
                 rec = self._pending.pop(ev.client_id, None)
                 if rec is None:
@@ -71,6 +73,7 @@ class UserStreamMixin(ExchangeState):
                     self._order_update(now, rec, "AMENDMENT")
             elif kind is FundingSettled:
                 # the AccountUpdated(FUNDING_FEE) that follows carries it to the stream
+                funding_bc[ev.asset] = funding_bc.get(ev.asset, 0) + ev.amount
                 self._income(ev.inst, "FUNDING_FEE", ev.amount, ev.asset, ev.ts_ns // _MS, "")
 
     def _on_fill(self, now: int, ev: OrderFilled) -> None:
@@ -203,7 +206,11 @@ class UserStreamMixin(ExchangeState):
                     asks += n
         return rec_quote(ins, bids), rec_quote(ins, asks)
 
-    def _on_account(self, now: int, ev: AccountUpdated) -> None:
+    def _on_account(self, now: int, ev: AccountUpdated, funding_bc: dict[str, int]) -> None:
+        """ACCOUNT_UPDATE. Funding comes as Binance sends it for cross margin (the only margin
+        the matching model has): ``B`` with the amount as ``bc`` and no ``P`` (the sim's
+        funding update has no position rows), so a client learns the symbol from the income
+        history (ref/binance.md §4.4)."""
         ms = now // _MS
         positions = []
         for row in ev.positions:
@@ -226,7 +233,9 @@ class UserStreamMixin(ExchangeState):
                 "a": b.asset,
                 "wb": wire.money_text(b.wallet),
                 "cw": wire.money_text(b.wallet),
-                "bc": "0",
+                "bc": wire.money_text(
+                    funding_bc.pop(b.asset, 0) if ev.reason == "FUNDING_FEE" else 0
+                ),
             }
             for b in ev.balances
         ]
