@@ -216,14 +216,14 @@ class OrderBook:
     def _apply_levels(self, b: list[int], a: list[int]) -> None:
         if b:
             prices = b[0::2]
-            qtys = b[1::2]
             bids = self.bids
-            bids.update(zip(prices, qtys))
+            it = iter(b)  # zip(it, it): the (price, qty) pairs without a slice of the qtys
+            bids.update(zip(it, it))
             best = self.best_bid
             # a live level above the best can only be among prices above it (in ~9 of 10
             # real diffs there is none: one C-level max instead of compress + max)
             if max(prices) > best:
-                cand = max(compress(prices, qtys), default=0)
+                cand = max(compress(prices, b[1::2]), default=0)
                 if cand > best:
                     best = cand
             if best and not bids.get(best):
@@ -231,12 +231,12 @@ class OrderBook:
             self.best_bid = best
         if a:
             prices = a[0::2]
-            qtys = a[1::2]
             asks = self.asks
-            asks.update(zip(prices, qtys))
+            it = iter(a)
+            asks.update(zip(it, it))
             best = self.best_ask
             if not best or min(prices) < best:
-                cand = min(compress(prices, qtys), default=0)
+                cand = min(compress(prices, a[1::2]), default=0)
                 if cand and (cand < best or not best):
                     best = cand
             if not asks.get(best):

@@ -99,6 +99,20 @@ _RECENT_DIFFS = 64
 _FIRST_ORDER_ID = 8_000_000_000
 
 
+#: stands for "not in this diff" in a level dict while a diff is applied (``_mark``)
+_UNTOUCHED: Any = object()
+
+
+def _mark(levels: dict[int, int], ours: dict[int, list[SimOrder]]) -> list[int | None]:
+    """Mark our prices' levels before a diff is applied; returns their quantities (None: no
+    level) in the order of ``ours``."""
+    held = []
+    for p in ours:
+        held.append(levels.get(p))
+        levels[p] = _UNTOUCHED
+    return held
+
+
 def _rate(text: object) -> int:
     return decimal_to_scaled(str(text), 8) * (RATE_SCALE // 10**8)
 
@@ -322,31 +336,46 @@ class SimExchange:
         m.book_u = ev.final_update_id
         b, a = ev.bids, ev.asks
         out: list[Event] = []
-        if m.buys and b:
-            self._queue_updates(m.bids, m.buys, b)
-        if m.sells and a:
-            self._queue_updates(m.asks, m.sells, a)
-        m.bids.update(zip(b[::2], b[1::2]))
-        m.asks.update(zip(a[::2], a[1::2]))
-        if not m.has_ticker and (m.buys or m.sells):
+        buys, sells = m.buys, m.sells
+        bids, asks = m.bids, m.asks
+        # Our levels are marked before the diff is applied: a mark the diff did not overwrite
+        # is a level it did not touch. A few dict operations per price of ours instead of
+        # looking for our prices in the diff (most diffs touch none of them).
+        held_b = _mark(bids, buys) if buys and b else None
+        held_a = _mark(asks, sells) if sells and a else None
+        it = iter(b)  # zip(it, it): the flat list's (price, qty) pairs without two slices
+        bids.update(zip(it, it))
+        it = iter(a)
+        asks.update(zip(it, it))
+        if held_b is not None:
+            self._queue_updates(bids, buys, held_b)
+        if held_a is not None:
+            self._queue_updates(asks, sells, held_a)
+        if not m.has_ticker and (buys or sells):
             bid, ask = m.best()
             if (m.max_buy and ask and ask <= m.max_buy) or (m.min_sell and bid >= m.min_sell):
                 out = self._cross(t, m, bid, ask)
         return out
 
     def _queue_updates(
-        self, levels: dict[int, int], ours: dict[int, list[SimOrder]], flat: list[int]
+        self, levels: dict[int, int], ours: dict[int, list[SimOrder]], held: list[int | None]
     ) -> None:
-        prices = flat[0::2]
-        if ours.keys().isdisjoint(prices):
-            return
+        """After a diff: move our orders up the queues of the levels it changed.
+
+        ``held``: each of our prices' level quantity before the diff (None: no level), from
+        ``_mark``; a level still marked was not in the diff and gets its quantity back.
+        """
         model = self.queue_model
-        qtys = flat[1::2]
-        for p, q in zip(prices, qtys):
-            orders = ours.get(p)
-            if not orders:
+        for (p, orders), prev in zip(ours.items(), held):
+            q = levels[p]
+            if q is _UNTOUCHED:
+                if prev is None:
+                    del levels[p]
+                else:
+                    levels[p] = prev
                 continue
-            prev = levels.get(p, 0)
+            if prev is None:
+                prev = 0
             own = 0
             for o in orders:
                 o.ahead = model.on_level_change(o.ahead, prev, q, o.traded, own)
