@@ -55,6 +55,7 @@ from journal import Durability, JournalReader, JournalWriter, code_digest, code_
 
 from ._summary import RunStats, Summary
 from ._verify import ReplayError, gc_paused
+from .analytics._tail import COLUMNS_MIN_EVENTS, ColumnBuilder
 from .sim import ScheduledExchange, SimConfig
 
 __all__ = ["MARKET_TYPES", "BacktestResult", "MarketSource", "load_sim_config", "run_backtest"]
@@ -95,6 +96,9 @@ class BacktestResult(msgspec.Struct):
     exchange: dict[str, Any]
     inventory_path: list[tuple[int, int, int]]
     digest: str  # sha256 of every record produced ("" if not computed): equal iff same run
+    #: the export's columns next to the journal (``analytics/_tail.py``): "written", why not
+    #: ("not written: ..."), or "" when not built (no journal, too short, or not asked)
+    columns: str = ""
 
     @property
     def events_per_s(self) -> float:
@@ -159,12 +163,18 @@ def run_backtest(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     digest: bool = False,
+    columns: bool | None = None,
 ) -> BacktestResult:
     """Backtest ``config`` (a plain config dict) over the market events of journal ``data``
     (or of a ``MarketSource``: the same run as over the journal it would write).
 
     ``out=None`` writes no journal. The run's digest (sha256 of every record it produced) is
     computed when there is no journal, or when ``digest`` is set.
+
+    ``columns``: build the export's columns next to the journal while the run goes (in a
+    process that follows the journal, ``analytics/_tail.py``), so that ``export`` and ``sql``
+    need not decode it: None once the run has read ``COLUMNS_MIN_EVENTS`` market events,
+    True from the start, False never.
     """
     source: MarketSource | None = None
     if isinstance(data, str | Path):
@@ -201,6 +211,21 @@ def run_backtest(
         writer = JournalWriter.create(
             out, header, durability=Durability("none"), overwrite=overwrite, hash_records=digest
         )
+    builder: ColumnBuilder | None = None
+    if out is not None and columns is not False:
+        builder = ColumnBuilder(Path(out))
+        if columns:
+            builder.start()
+    tick = progress
+    if builder is not None and not builder.started:
+        cb = builder
+
+        def tick(n: int) -> None:
+            if progress is not None:
+                progress(n)
+            if n >= COLUMNS_MIN_EVENTS and not cb.started:
+                cb.start()
+
     markets = sx.core.markets
 
     def last_price(inst: int) -> int:
@@ -272,6 +297,7 @@ def run_backtest(
         records = JournalReader(data).events_with_payload()  # one layer fewer than events()
     else:
         records = source.records()
+    failed = True
     try:
         with gc_paused():
             # the first market event starts the session
@@ -306,8 +332,8 @@ def run_backtest(
                         act(t, r.seq, out_intents)
                     last_t = t
                     events_in += 1
-                    if progress is not None and not events_in & 0x3FFF:
-                        progress(events_in)
+                    if tick is not None and not events_in & 0x3FFF:
+                        tick(events_in)
             else:
                 for rec, _payload in records:
                     ev = rec.event
@@ -324,12 +350,23 @@ def run_backtest(
                     pending.append((t, ev))
                     last_t = t
                     events_in += 1
-                    if progress is not None and not events_in & 0x3FFF:
-                        progress(events_in)
+                    if tick is not None and not events_in & 0x3FFF:
+                        tick(events_in)
             # what is due by the end of the data still happens; later answers never arrive
             advance(last_t)
+        failed = False
     finally:
-        writer.close()
+        try:
+            writer.close()
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            built = ""
+            if builder is not None and failed:
+                builder.abort()
+            elif builder is not None:
+                built = builder.finish()  # the backtest's time includes the wait
     seconds = time.perf_counter() - started
     run_digest = writer.digest()
     return BacktestResult(
@@ -342,4 +379,5 @@ def run_backtest(
         exchange=sx.core.describe(),
         inventory_path=stats.inventory_path,
         digest=run_digest,
+        columns=built,
     )

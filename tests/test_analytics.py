@@ -53,7 +53,10 @@ def test_light_twins_are_prefixes_of_the_real_events():
 @pytest.fixture(scope="module")
 def backtest(imported_sessions, tmp_path_factory):
     out = tmp_path_factory.mktemp("analytics") / "bt"
-    result = run_backtest(simple_config(), imported_sessions["btc-2024-08"], out)
+    # with its export columns: the exports below start from them (test_export_sidecar.py
+    # checks they give what decoding the journal gives)
+    result = run_backtest(simple_config(), imported_sessions["btc-2024-08"], out, columns=True)
+    assert result.columns == "written"
     return out, result
 
 
@@ -73,6 +76,7 @@ def _journal_counts(path: Path) -> dict[str, int]:
 def test_export_matches_the_journal_and_the_backtest_summary(backtest, tmp_path):
     path, result = backtest
     r = export_duckdb(path, tmp_path / "bt.duckdb")
+    assert r.columns == "used"
     con = duckdb.connect(str(tmp_path / "bt.duckdb"), read_only=True)
     counts = _journal_counts(path)
     assert counts["fills"] > 100  # the test means something only with real activity
@@ -115,7 +119,7 @@ def test_types_and_units(backtest, tmp_path):
     export_duckdb(path, tmp_path / "bt.duckdb")
     con = duckdb.connect(str(tmp_path / "bt.duckdb"), read_only=True)
     types = dict(con.sql("SELECT column_name, data_type FROM duckdb_columns() "
-                         "WHERE table_name = 'fills'").fetchall())  # fmt: skip
+                         "WHERE schema_name = 'main' AND table_name = 'fills'").fetchall())  # fmt: skip
     assert types["price_ticks"] == "BIGINT"
     assert types["price"] == "DECIMAL(18,2)"  # BTCUSDT tick 0.10 is printed with 2 decimals
     assert types["qty"] == "DECIMAL(18,3)"
@@ -409,7 +413,7 @@ def test_mid_runs_match_a_plain_loop(shuffled):
 def _tables_of(path: Path, lazy: bool) -> dict:
     from replay.analytics._export import journal_tables
 
-    tables, _, _ = journal_tables(path, lazy=lazy)
+    tables, _, _ = journal_tables(path, lazy=lazy, columns=False)
     return {n: t.drop_columns(["journal"]) for n, t in tables.items() if n != "export_info"}
 
 

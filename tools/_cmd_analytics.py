@@ -68,10 +68,13 @@ def export(journal: Path, duckdb_file: Path | None, parquet_dir: Path | None) ->
         else:
             assert parquet_dir is not None
             r = export_parquet(journal, parquet_dir, tick)
+    source = (
+        "its columns file" if r.columns == "used" else f"the journal (columns file {r.columns})"
+    )
     console.print(
         f"[bold green]exported[/] {r.events:,} events of {journal} -> [bold]{r.out}[/] "
         f"in {r.read_s + r.write_s:.2f} s ({fmt_rate(r.events_per_s)} events/s; "
-        f"read {r.read_s:.2f} s, write {r.write_s:.2f} s)"
+        f"read {r.read_s:.2f} s from {source}, write {r.write_s:.2f} s)"
     )
     console.print("  " + ", ".join(f"{name} {n:,}" for name, n in r.rows.items()))
     if r.torn:

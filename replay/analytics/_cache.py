@@ -22,13 +22,12 @@ import duckdb
 from journal import JournalError, segment_paths
 
 from ._export import export_duckdb
+from ._tables import EXPORT_VERSION
 from ._views import create_views
 
 __all__ = ["CACHE_NAME", "TABLES", "cache_is_fresh", "connect", "ensure_cache", "find_journals"]
 
 CACHE_NAME = "analytics.duckdb"
-#: bump when the exported tables or views change, so old caches are rebuilt
-EXPORT_VERSION = "3"
 TABLES = (
     "instruments", "events", "book_top", "mids", "trades", "mark_prices", "klines", "intents", "orders",
     "order_events", "fills", "positions", "funding", "decisions", "alerts", "balances",

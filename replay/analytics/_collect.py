@@ -59,7 +59,7 @@ from journal._reader import find_next_frame
 
 from ._columns import IntColumns, int_column
 from ._ledger import ORDER_EVENT_TYPES, Ledger
-from ._light import EVENT_NAMES, EVENT_TAGS, LightEventRecord, LightRecord
+from ._light import EVENT_TAGS, LightEventRecord, LightRecord
 
 __all__ = ["Collected", "collect"]
 
@@ -154,40 +154,48 @@ class Collected:
         """Events read."""
         return len(self.other) + len(self.book_top) + len(self.trades)
 
-    def events_table(self) -> pa.Table:
-        """Every event's seq, receive time, exchange time, type and instrument, in seq order."""
+    def events_table(self, since: tuple[int, int, int] | None = None) -> pa.Table:
+        """Every event's seq, receive time, exchange time, instrument and type tag (int16; the
+        names are ``_light.EVENT_NAMES``), in seq order. ``since``: only (a copy of) the rows
+        from these positions of (book tops, trades, other events) on: the events after a
+        point of the scan, which are the rows appended to the three since then."""
         parts = []
-        for cols, tag in (
-            (self.book_top, EVENT_TAGS[TopOfBookUpdated]),
-            (self.trades, EVENT_TAGS[TradePrinted]),
-            (self.other, None),
+        starts = since or (None, None, None)
+        for cols, tag, start in (
+            (self.book_top, EVENT_TAGS[TopOfBookUpdated], starts[0]),
+            (self.trades, EVENT_TAGS[TradePrinted], starts[1]),
+            (self.other, None, starts[2]),
         ):
-            n = len(cols)
-            tags = int_column(cols["tag"]) if tag is None else pa.repeat(tag, n)
+            n = len(cols) - (start or 0)
+            tags = int_column(cols["tag"], start) if tag is None else pa.repeat(tag, n)
             parts.append(
                 pa.table(
                     {
-                        "seq": int_column(cols["seq"]),
-                        "recv_ns": int_column(cols["recv_ns"]),
-                        "ts_ns": int_column(cols["ts_ns"]),
+                        "seq": int_column(cols["seq"], start),
+                        "recv_ns": int_column(cols["recv_ns"], start),
+                        "ts_ns": int_column(cols["ts_ns"], start),
+                        "inst": int_column(cols["inst"], start),
                         "tag": tags.cast(pa.int16()),
-                        "inst": int_column(cols["inst"]),
                     }
                 )
             )
-        t = pa.concat_tables(parts).sort_by("seq")
-        names = [EVENT_NAMES.get(i, f"tag{i}") for i in range(max(EVENT_NAMES) + 1)]
-        kind = pa.DictionaryArray.from_arrays(
-            t["tag"].combine_chunks(), pa.array(names, pa.string())
-        )
-        return t.drop_columns(["tag"]).append_column("type", kind)
+        return pa.concat_tables(parts).sort_by("seq").combine_chunks()
 
     def replay_ledger(self, records: list[Any]) -> None:
         """Orders, fills, positions and money, in journal order."""
-        led = self.ledger
+        self.start_ledger()
+        self.feed_ledger(records)
+
+    def start_ledger(self) -> None:
+        """Load the header's instruments into the ledger (before the first ``feed_ledger``)."""
         self._seq = 0
         for spec in self.header.instruments:
             self._load_instrument(spec)
+
+    def feed_ledger(self, records: list[Any]) -> None:
+        """The ledger's next records (event records and (IntentRecord, receive time) pairs);
+        the book tops before them must be in ``book_top`` already."""
+        led = self.ledger
         for item in records:
             if type(item) is tuple:
                 rec, recv = item

@@ -16,12 +16,23 @@ import pyarrow.compute as pc
 from engine import QUOTE_SCALE, Instrument
 
 from ._collect import Collected
-from ._columns import decimal_column, int_column, time_column
+from ._columns import decimal_column, time_column
 from ._ledger import Rows
+from ._light import EVENT_NAMES
 from ._mids import mid_runs
 
-__all__ = ["MONEY_DECIMALS", "build_tables", "derived"]
+__all__ = [
+    "EXPORT_VERSION",
+    "MONEY_DECIMALS",
+    "base_tables",
+    "build_tables",
+    "derived",
+    "finish_tables",
+]
 
+#: bump when the exported tables or views change: SQL caches and backtests' columns files
+#: (``_sidecar.py``) written by another version are then rebuilt / ignored
+EXPORT_VERSION = "4"
 MONEY_DECIMALS = 8  # QUOTE_SCALE = 1e8
 assert 10**MONEY_DECIMALS == QUOTE_SCALE
 
@@ -195,16 +206,16 @@ def _instruments_table(c: Collected) -> pa.Table:
     )
 
 
-def _orders_table(c: Collected, scales: _Scales) -> pa.Table:
-    rows = c.ledger.order_rows()
-    avg = rows.cols.pop("avg_fill_price_ticks")
-    cols = _columns(rows, {"side": pa.int8(), "fills": pa.int64(), "amends": pa.int64()})
-    t = _decorate(cols, scales)
-    tick = {i.inst: float(i.price_scale.to_decimal(1)) for i in c.instruments.values()}
+def _orders_table(t: pa.Table, instruments: dict[int, Instrument], scales: _Scales) -> pa.Table:
+    """The orders table from its base columns (``avg_fill_price_ticks`` is replaced by
+    ``avg_fill_price``; the placement time and the latencies in ms are added)."""
+    avg = t["avg_fill_price_ticks"].to_pylist()
+    t = _decorate(_arrays(t.drop_columns(["avg_fill_price_ticks"])), scales)
+    tick = {i.inst: float(i.price_scale.to_decimal(1)) for i in instruments.values()}
     t = t.append_column(
         "avg_fill_price",
         pa.array(
-            [None if a is None else a * tick[i] for a, i in zip(avg, rows.cols["inst"])],
+            [None if a is None else a * tick[i] for a, i in zip(avg, t["inst"].to_pylist())],
             pa.float64(),
         ),
     )
@@ -217,47 +228,123 @@ def _orders_table(c: Collected, scales: _Scales) -> pa.Table:
     return t
 
 
-def _klines_table(c: Collected, scales: _Scales) -> pa.Table:
-    cols = c.klines.arrow()
-    closed = cols.pop("closed")
-    t = _decorate(cols, scales)
-    t = t.add_column(t.schema.get_field_index("open_ns"), "interval",
-                     pa.array(c.kline_intervals, pa.string()))  # fmt: skip
-    return t.append_column("closed", pc.cast(closed, pa.bool_()))
+def _arrays(t: pa.Table, lazy: bool = False) -> dict[str, Any]:
+    """A table's columns as plain arrays (a base table read back from a backtest's columns
+    file may come in chunks); ``lazy``: chunked columns stay as they are (only their length
+    and type matter to the placeholders, and DuckDB reads chunks as well)."""
+    return {
+        n: c.chunk(0) if c.num_chunks == 1 else c if lazy else c.combine_chunks()
+        for n, c in zip(t.column_names, t.columns)
+    }
+
+
+_EVENT_TYPE_NAMES = pa.array(
+    [EVENT_NAMES.get(i, f"tag{i}") for i in range(max(EVENT_NAMES) + 1)], pa.string()
+)
+
+
+#: the base tables, in the order every export writes them
+BASE_TABLES = (
+    "instruments", "events", "book_top", "trades", "mark_prices", "klines", "mids", "intents",
+    "orders", "order_events", "fills", "positions", "funding", "decisions", "alerts", "balances",
+)  # fmt: skip
+#: the market tables, which ``market_rows`` can give a part of (the rows a scan added since
+#: a point): a backtest's column builder writes them in parts while the backtest runs
+MARKET_TABLES = ("events", "book_top", "trades")
+
+
+def market_rows(c: Collected, name: str, since: tuple[int, int, int] | None = None) -> pa.Table:
+    """The base table ``name`` (one of ``MARKET_TABLES``); ``since``: only (a copy of) the
+    rows from these positions of (book tops, trades, other events) on."""
+    if name == "events":
+        return c.events_table(since)
+    if name == "book_top":
+        return pa.table(c.book_top.arrow(None if since is None else since[0]))
+    if name == "trades":
+        cols = c.trades.arrow(None if since is None else since[1])
+        cols["taker_side"] = cols["taker_side"].cast(pa.int8())
+        return pa.table(cols)
+    raise KeyError(name)
+
+
+def base_tables(c: Collected, skip: tuple[str, ...] = ()) -> dict[str, pa.Table]:
+    """The *base* tables of one journal (``BASE_TABLES`` but ``skip``): the columns the read
+    pass found (raw integers, the ledger's rows), before any decimal, time or name is added.
+    ``finish_tables`` turns them into the exported tables; they are also what a backtest
+    keeps next to its journal (``_sidecar.py``), so an export can start from them instead of
+    the journal."""
+    led = c.ledger
+    side = {"side": pa.int8(), "taker_side": pa.int8()}
+
+    def klines() -> pa.Table:
+        cols = c.klines.arrow()
+        closed = pc.cast(cols.pop("closed"), pa.bool_())
+        kl: dict[str, Any] = {}
+        for name, col in cols.items():
+            if name == "open_ns":
+                kl["interval"] = pa.array(c.kline_intervals, pa.string())
+            kl[name] = col
+        kl["closed"] = closed
+        return pa.table(kl)
+
+    def orders() -> pa.Table:
+        rows = led.order_rows()
+        avg = rows.cols.pop("avg_fill_price_ticks")
+        cols = _columns(rows, {"side": pa.int8(), "fills": pa.int64(), "amends": pa.int64()})
+        return pa.table({**cols, "avg_fill_price_ticks": pa.array(avg, pa.float64())})
+
+    build = {
+        "instruments": lambda: _instruments_table(c),
+        "events": lambda: market_rows(c, "events"),
+        "book_top": lambda: market_rows(c, "book_top"),
+        "trades": lambda: market_rows(c, "trades"),
+        "mark_prices": lambda: pa.table(c.marks.arrow()),
+        "klines": klines,
+        "mids": lambda: pa.table(mid_runs(c.book_top.arrow())),
+        "intents": lambda: pa.table(_columns(led.intents, side)),
+        "orders": orders,
+        "order_events": lambda: pa.table(_columns(led.order_events, {"code": pa.int64()})),
+        "fills": lambda: pa.table(_columns(led.fills, side)),
+        "positions": lambda: pa.table(_columns(led.positions_rows, {})),
+        "funding": lambda: pa.table(_columns(led.funding, {})),
+        "decisions": lambda: pa.table(_columns(led.decisions, {})),
+        "alerts": lambda: pa.table(_columns(led.alerts, {})),
+        "balances": lambda: pa.table(_columns(led.balances, {})),
+    }
+    assert tuple(build) == BASE_TABLES
+    return {name: make() for name, make in build.items() if name not in skip}
+
+
+def finish_tables(
+    base: dict[str, pa.Table], instruments: dict[int, Instrument], lazy: bool = False
+) -> dict[str, pa.Table]:
+    """The exported tables from the base tables: every unit-suffixed integer gets its
+    DECIMAL twin, every receive time its TIMESTAMP, event tags their names. ``lazy``: the
+    twins are ``derived`` placeholders, for DuckDB to compute."""
+    scales = _Scales(instruments, lazy)
+    out: dict[str, pa.Table] = {}
+    for name, t in base.items():
+        if name == "instruments":
+            out[name] = t
+        elif name == "events":
+            cols = _arrays(t, lazy)
+            tag = cols.pop("tag")
+            if isinstance(tag, pa.ChunkedArray):
+                cols["type"] = pa.chunked_array(
+                    [pa.DictionaryArray.from_arrays(c, _EVENT_TYPE_NAMES) for c in tag.chunks],
+                    pa.dictionary(pa.int16(), pa.string()),
+                )
+            else:
+                cols["type"] = pa.DictionaryArray.from_arrays(tag, _EVENT_TYPE_NAMES)
+            out[name] = _decorate(cols, scales)
+        elif name == "orders":
+            out[name] = _orders_table(t, instruments, scales)
+        else:
+            out[name] = _decorate(_arrays(t, lazy), scales)
+    return out
 
 
 def build_tables(c: Collected, lazy: bool = False) -> dict[str, pa.Table]:
     """Every exported table of one journal, by name. ``lazy``: the decimal and time twins
     are ``derived`` placeholders, for DuckDB to compute."""
-    scales = _Scales(c.instruments, lazy)
-    events = c.events_table()
-    recv = events["recv_ns"].combine_chunks()
-    time = scales.time(recv, "recv_ns")
-    if lazy:
-        events = events.add_column(2, time[0].with_name("time"), time[1])
-    else:
-        events = events.add_column(2, "time", time)
-    led = c.ledger
-    side = {"side": pa.int8(), "taker_side": pa.int8()}
-    tables = {
-        "instruments": _instruments_table(c),
-        "events": events,
-        "book_top": _decorate(c.book_top.arrow(), scales),
-        "trades": _decorate(
-            {**c.trades.arrow(), "taker_side": int_column(c.trades["taker_side"]).cast(pa.int8())},
-            scales,
-        ),
-        "mark_prices": _decorate(c.marks.arrow(), scales),
-        "klines": _klines_table(c, scales),
-        "mids": _decorate(mid_runs(c.book_top.arrow()), scales),
-        "intents": _decorate(_columns(led.intents, side), scales),
-        "orders": _orders_table(c, scales),
-        "order_events": _decorate(_columns(led.order_events, {"code": pa.int64()}), scales),
-        "fills": _decorate(_columns(led.fills, side), scales),
-        "positions": _decorate(_columns(led.positions_rows, {}), scales),
-        "funding": _decorate(_columns(led.funding, {}), scales),
-        "decisions": _decorate(_columns(led.decisions, {}), scales),
-        "alerts": _decorate(_columns(led.alerts, {}), scales),
-        "balances": _decorate(_columns(led.balances, {}), scales),
-    }
-    return tables
+    return finish_tables(base_tables(c), c.instruments, lazy)
