@@ -123,3 +123,31 @@ def test_cryptofeed_kline_and_aggtrade(tmp_path):
     ]
     assert all(k.close_ns - k.open_ns == 60 * 10**9 for k in klines)
     assert any(not k.closed for k in klines)  # the in-progress candle is marked as such
+
+
+def test_rest_klines_parse_closed_candles_only():
+    # the documented GET /fapi/v1/klines row shape (the real fixture's: its 8-decimal prices
+    # and volumes are finer than any USD-M instrument, so the values here are BTCUSDT's)
+    fixture = data_file(
+        "binance-fixtures", "nautilus_py_futures", "http_futures_market_klines.json"
+    ).read_bytes()
+    import msgspec
+
+    shape = [type(x) for x in msgspec.json.decode(fixture)[0]]
+    row = [
+        1723161000000, "61790.1", "61850.0", "61700.2", "61800.3", "123.456",
+        1723161299999, "7629876.54321000", 4321, "60.001", "3707000.1", "0",
+    ]  # fmt: skip
+    assert [type(x) for x in row] == shape
+    body = msgspec.json.encode([row, [*row[:6], 1723161599999, *row[7:]]])
+    p = parser()
+    k, *rest = p.parse_klines("BTCUSDT", "5m", body, now_ms=1723161400000)
+    assert rest == [], "the forming candle is left to the stream"
+    assert (k.open_ns, k.close_ns, k.ts_ns) == (
+        1723161000000_000_000,
+        1723161300000_000_000,
+        1723161300000_000_000,
+    )
+    assert (k.open, k.high, k.low, k.close) == (617901, 618500, 617002, 618003)
+    assert (k.volume, k.trades, k.taker_buy_volume) == (123456, 4321, 60001)
+    assert k.quote_volume == 762987654321000 and k.closed and k.interval == "5m"

@@ -56,21 +56,26 @@ class _Group(click.Group):
             IsADirectoryError,
             NotADirectoryError,
         )
-        try:
-            return super().invoke(ctx)
-        except known as e:
-            if ctx.meta.get("debug"):
-                raise
-            fail(str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}")
-        except (
+        passed = (
             click.ClickException,
             click.exceptions.Exit,
             click.exceptions.Abort,
             KeyboardInterrupt,
-        ):
-            raise
-        except Exception as e:
+        )
+        try:
+            return super().invoke(ctx)
+        except BaseException as raised:
             if ctx.meta.get("debug"):
+                raise
+            # an error inside trio arrives wrapped in a group (one per nursery it crossed)
+            e = raised
+            while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+                e = e.exceptions[0]
+            if isinstance(e, passed):
+                raise e from None
+            if isinstance(e, known):
+                fail(str(e) if not isinstance(e, OSError) else f"{e.strerror}: {e.filename}")
+            if not isinstance(e, Exception):
                 raise
             fail(f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", 1)
 

@@ -23,6 +23,20 @@ def _symbols(cfg: dict[str, Any], live_symbols: list[str]) -> list[str]:
     return [str(sym)]
 
 
+def _check_candles(cfg: dict[str, Any], symbols: list[str]) -> None:
+    """Live streams and loads candles of traded symbols only: say so before starting."""
+    from engine import build_state, load_engine_config
+
+    strategy = build_state(load_engine_config(cfg)).strategy
+    for symbol, interval, _ in strategy.candles_needed():
+        if symbol not in symbols:
+            fail(
+                f"the strategy watches {symbol} {interval} candles but this run trades "
+                f"{', '.join(symbols)}: add {symbol} to live.symbols or remove it from "
+                "risk_control.monitor_symbols"
+            )
+
+
 def build_runtime(
     cfg: dict[str, Any],
     journal: Path,
@@ -39,6 +53,8 @@ def build_runtime(
     from replay import load_sim_config
 
     live = load_live_config(cfg)
+    symbols = _symbols(cfg, live.symbols)
+    _check_candles(cfg, symbols)
     venue: Any
     if mode == "paper":
         venue = PaperVenue(live.endpoints("paper"), live, load_sim_config(cfg))
@@ -51,7 +67,7 @@ def build_runtime(
         mode=mode,
         venue=venue,
         live=live,
-        symbols=_symbols(cfg, live.symbols),
+        symbols=symbols,
         log=log,
         status=status,
         install_signals=install_signals,

@@ -121,6 +121,10 @@ class _Kline(msgspec.Struct):
     E: int = 0
 
 
+#: a REST kline row (see ``MarketParser.parse_klines``)
+_KlineRow = tuple[int, str, str, str, str, str, int, str, int, str, str, str]
+
+
 class _Snapshot(msgspec.Struct):
     lastUpdateId: int
     bids: list[Level]
@@ -151,6 +155,7 @@ class MarketParser:
         self._dec = {name: msgspec.json.Decoder(t) for name, t in self._structs.items()}
         self._routes: dict[bytes, tuple[Any, Any]] = {}
         self._snapshot = msgspec.json.Decoder(_Snapshot)
+        self._klines = msgspec.json.Decoder(list[_KlineRow])
         # kind -> (decode, convert), looked up once per message
         self._handlers = {
             name: (dec.decode, getattr(self, "_" + name)) for name, dec in self._dec.items()
@@ -238,6 +243,40 @@ class MarketParser:
             self.skipped[name] = self.skipped.get(name, 0) + 1
             return None
         return getattr(self, "_" + name)(dec.decode(data))  # type: ignore[no-any-return]
+
+    def parse_klines(
+        self, symbol: str, interval: str, data: bytes | str, now_ms: int
+    ) -> list[KlineUpdated]:
+        """A REST ``GET /fapi/v1/klines`` answer: the candles closed by ``now_ms`` (server
+        time), oldest first; the forming one is left to the stream. Each row is Binance's
+        ``[open time, open, high, low, close, volume, close time, quote volume, trades,
+        taker buy volume, taker buy quote volume, ignore]``; stamped with its close time."""
+        ins = self.instrument(symbol)
+        px, qty = ins.price_scale.to_units, ins.qty_scale.to_units
+        out = []
+        for r in self._klines.decode(data):
+            if r[6] >= now_ms:
+                continue  # still forming
+            close_ns = (r[6] + 1) * _MS  # Binance's close time is the candle's last ms
+            out.append(
+                KlineUpdated(
+                    ins.inst,
+                    close_ns,
+                    interval,
+                    r[0] * _MS,
+                    close_ns,
+                    px(r[1]),
+                    px(r[2]),
+                    px(r[3]),
+                    px(r[4]),
+                    qty(r[5]),
+                    _e8(r[7], QUOTE_SCALE),
+                    r[8],
+                    qty(r[9]),
+                    True,
+                )
+            )
+        return out
 
     def parse_snapshot(self, symbol: str, data: bytes | str) -> BookSnapshotReceived:
         """A REST ``GET /fapi/v1/depth`` answer for ``symbol``."""

@@ -380,6 +380,15 @@ class RestClient:
             "GET", "/fapi/v1/depth", [("symbol", symbol), ("limit", limit)], essential=True
         )
 
+    async def klines(self, symbol: str, interval: str, limit: int) -> bytes:
+        """``GET /fapi/v1/klines``: the last ``limit`` candles, the forming one last."""
+        return await self.request(
+            "GET",
+            "/fapi/v1/klines",
+            [("symbol", symbol), ("interval", interval), ("limit", limit)],
+            essential=True,
+        )
+
     async def new_order(self, params: Sequence[tuple[str, object]]) -> bytes:
         return await self.request("POST", "/fapi/v1/order", params, signed=True, order=True)
 

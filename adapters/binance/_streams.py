@@ -26,7 +26,7 @@ tick-to-order latency figure.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 from trio_websocket import (
@@ -83,9 +83,17 @@ class StreamConfig:
 
 
 def market_stream_urls(
-    ws_url: str, symbols: list[str], *, routed: bool = True, kline: str = "1m"
+    ws_url: str,
+    symbols: list[str],
+    *,
+    routed: bool = True,
+    kline: str = "1m",
+    candles: Sequence[tuple[str, str]] = (),
 ) -> dict[str, str]:
-    """Combined-stream URLs: ``/public`` (depth, bookTicker) and ``/market`` (the rest)."""
+    """Combined-stream URLs: ``/public`` (depth, bookTicker) and ``/market`` (the rest).
+
+    Every symbol gets ``kline`` candles (if set); ``candles`` adds (symbol, interval) pairs
+    a strategy needs (the grid's volume breaker)."""
     base = ws_url.rstrip("/")
     public, market = [], []
     for s in symbols:
@@ -94,6 +102,10 @@ def market_stream_urls(
         market += [f"{low}@aggTrade", f"{low}@markPrice@1s"]
         if kline:
             market.append(f"{low}@kline_{kline}")
+    for s, interval in candles:
+        name = f"{s.lower()}@kline_{interval}"
+        if name not in market:
+            market.append(name)
     if not routed:
         return {"market": f"{base}/stream?streams={'/'.join(public + market)}"}
     return {

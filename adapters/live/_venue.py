@@ -159,11 +159,16 @@ class _MarketSide:
             self._symbol_of[inst] = spec.symbol
 
     async def _start_market(self, nursery: trio.Nursery, rt: Runtime, emit: Any) -> None:
+        engine = rt.engine
+        assert engine is not None
+        needed = engine.state.strategy.candles_needed()
+        await self._load_candles(rt, needed)
         urls = market_stream_urls(
             self.market_endpoints.ws_url,
             rt.symbols,
             routed=self.endpoints.routed_streams,
             kline=self.live.kline,
+            candles=[(s, interval) for s, interval, _ in needed],
         )
 
         async def market(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -182,6 +187,24 @@ class _MarketSide:
                     task_status.started()
 
         await nursery.start(market)
+
+    async def _load_candles(self, rt: Runtime, needed: list[tuple[str, str, int]]) -> None:
+        """The closed candles a strategy needs, from REST, journaled like streamed ones (the
+        grid's volume breaker would otherwise hold entries for its whole window). A restart
+        loads them again; candles the strategy has already seen are ignored by it."""
+        for symbol, interval, count in needed:
+            if symbol not in rt.inst_by_symbol:
+                raise ValueError(
+                    f"the strategy watches {symbol} {interval} candles but this run does not "
+                    f"trade {symbol}: add it to live.symbols or stop watching it"
+                )
+            body = await _patiently(self.market_rest.klines, symbol, interval, count + 1)
+            candles = self.market_parser.parse_klines(
+                symbol, interval, body, self.rest.timestamp_ms()
+            )
+            for ev in candles[-count:]:
+                await rt.emit(ev)
+            rt.log(f"loaded {len(candles[-count:])} closed {symbol} {interval} candles")
 
     def stop_market(self) -> None:
         self._market_scope.cancel()

@@ -77,6 +77,11 @@ class Strategy:
     def on_operator(self, ctx: Context, ev: OperatorCommanded) -> None:
         """An operator command arrived."""
 
+    def candles_needed(self) -> list[tuple[str, str, int]]:
+        """(symbol, interval, closed candles) the strategy needs before it can decide: a live
+        run subscribes those candles and loads that much history at start."""
+        return []
+
     def describe(self) -> dict[str, Any]:
         """The strategy's state for ``replay --show`` (plain data, deterministic order)."""
         return {}

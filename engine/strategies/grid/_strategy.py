@@ -725,6 +725,14 @@ class Grid(Strategy):
     def _q(self, lots: int) -> str:
         return self.ins.qty_text(lots) if self.ins else str(lots)
 
+    def candles_needed(self) -> list[tuple[str, str, int]]:
+        # the volume breaker fails closed until it has its window of closed candles (and the
+        # one before): loaded at start, a live grid need not wait window x interval
+        rc = self.config.risk_control
+        if self.monitor is None:
+            return []
+        return [(s, rc.interval, rc.average_window + 1) for s in rc.monitor_symbols]
+
     def describe(self) -> dict[str, Any]:
         return {
             "phase": self.phase,
