@@ -103,6 +103,26 @@ def test_power_model_splits_cancellations_between_ahead_and_behind():
         assert x.orders["a"].ahead == expected, model
 
 
+@pytest.mark.parametrize("n_orders", [1, 8])  # marked directly / after a test of the diff
+def test_a_diff_moves_only_the_queues_of_the_levels_it_carries(n_orders):
+    x = exchange(queue={"model": "risk_averse"})
+    prices = [P0 - 10 * i for i in range(n_orders)]  # P0 holds 5 lots; the others are empty
+    for i, p in enumerate(prices):
+        place(x, f"o{i}", BUY, p, 1)
+    m = x.markets[0]
+    before = dict(m.bids)
+    # a diff that touches none of our levels: no queue moves, our levels keep their
+    # quantities, and a level we marked but that never existed does not appear in the book
+    x.apply_market(3, BookDeltaReceived(0, 3, 101, 101, 100, [P0 - 1, 3, P0 - 2, 6], []))
+    assert m.bids == {**before, P0 - 1: 3, P0 - 2: 6}
+    assert [x.orders[f"o{i}"].ahead for i in range(n_orders)] == [5] + [0] * (n_orders - 1)
+    # a diff carrying our best level (and a quantity equal to another of our prices)
+    x.apply_market(4, BookDeltaReceived(0, 4, 102, 102, 101, [P0 - 5, P0 - 10, P0, 2], []))
+    assert x.orders["o0"].ahead == 2
+    assert m.bids[P0] == 2 and m.bids[P0 - 5] == P0 - 10
+    assert P0 - 10 not in m.bids  # marked (n_orders > 1), never a level: still absent
+
+
 def test_trade_printed_through_our_price_fills_everything_and_trades_at_the_level_count_once():
     x = exchange()
     place(x, "a", SELL, P0 + 1, 3)
