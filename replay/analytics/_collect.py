@@ -135,6 +135,7 @@ class Collected:
         self.ledger = Ledger(self._top_of)
         self.instruments: dict[int, Instrument] = {}
         self.header: Any = part.header
+        self.first_seq = part.first_seq  # of the first event (the scan's follower sets it)
         self.last_seq = part.last_seq
         self.torn = part.torn
         self._seq = 0  # the seq of the record the ledger is at
@@ -154,27 +155,29 @@ class Collected:
         """Events read."""
         return len(self.other) + len(self.book_top) + len(self.trades)
 
-    def events_table(self, since: tuple[int, int, int] | None = None) -> pa.Table:
+    def events_table(self, seqs: tuple[int, int] | None = None) -> pa.Table:
         """Every event's seq, receive time, exchange time, instrument and type tag (int16; the
-        names are ``_light.EVENT_NAMES``), in seq order. ``since``: only (a copy of) the rows
-        from these positions of (book tops, trades, other events) on: the events after a
-        point of the scan, which are the rows appended to the three since then."""
+        names are ``_light.EVENT_NAMES``), in seq order. ``seqs``: only (a copy of) the
+        events with ``lo <= seq < hi`` (found by bisection: each part is in seq order)."""
         parts = []
-        starts = since or (None, None, None)
-        for cols, tag, start in (
-            (self.book_top, EVENT_TAGS[TopOfBookUpdated], starts[0]),
-            (self.trades, EVENT_TAGS[TradePrinted], starts[1]),
-            (self.other, None, starts[2]),
+        for cols, tag in (
+            (self.book_top, EVENT_TAGS[TopOfBookUpdated]),
+            (self.trades, EVENT_TAGS[TradePrinted]),
+            (self.other, None),
         ):
-            n = len(cols) - (start or 0)
-            tags = int_column(cols["tag"], start) if tag is None else pa.repeat(tag, n)
+            rows = None
+            if seqs is not None:
+                seq = cols["seq"]
+                rows = (bisect.bisect_left(seq, seqs[0]), bisect.bisect_left(seq, seqs[1]))
+            n = len(cols) if rows is None else rows[1] - rows[0]
+            tags = int_column(cols["tag"], rows) if tag is None else pa.repeat(tag, n)
             parts.append(
                 pa.table(
                     {
-                        "seq": int_column(cols["seq"], start),
-                        "recv_ns": int_column(cols["recv_ns"], start),
-                        "ts_ns": int_column(cols["ts_ns"], start),
-                        "inst": int_column(cols["inst"], start),
+                        "seq": int_column(cols["seq"], rows),
+                        "recv_ns": int_column(cols["recv_ns"], rows),
+                        "ts_ns": int_column(cols["ts_ns"], rows),
+                        "inst": int_column(cols["inst"], rows),
                         "tag": tags.cast(pa.int16()),
                     }
                 )

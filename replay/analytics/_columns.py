@@ -24,20 +24,20 @@ class IntColumns:
     def __len__(self) -> int:
         return len(next(iter(self.cols.values())))
 
-    def arrow(self, start: int | None = None) -> dict[str, pa.Array]:
-        """The columns as Arrow arrays (``start``: a copy of the rows from there on)."""
-        return {n: int_column(c, start) for n, c in self.cols.items()}
+    def arrow(self, rows: tuple[int, int] | None = None) -> dict[str, pa.Array]:
+        """The columns as Arrow arrays (``rows``: a copy of the rows ``[start, stop)``)."""
+        return {n: int_column(c, rows) for n, c in self.cols.items()}
 
 
-def int_column(values: array[int] | Sequence[int], start: int | None = None) -> pa.Array:
+def int_column(values: array[int] | Sequence[int], rows: tuple[int, int] | None = None) -> pa.Array:
     """``values`` as an int64 array. An ``array('q')`` is shared, not copied (it then cannot
-    grow while the Arrow array lives), unless ``start`` is given: a copy of ``values[start:]``
+    grow while the Arrow array lives), unless ``rows`` is given: a copy of ``values[start:stop]``
     (for columns still being appended to)."""
+    if rows is not None:
+        values = values[rows[0] : rows[1]]
     if isinstance(values, array):
-        if start is not None:
-            values = values[start:]
         return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
-    return pa.array(values if start is None else values[start:], pa.int64())
+    return pa.array(values, pa.int64())
 
 
 def time_column(ns: pa.Array) -> pa.Array:

@@ -248,20 +248,22 @@ BASE_TABLES = (
     "instruments", "events", "book_top", "trades", "mark_prices", "klines", "mids", "intents",
     "orders", "order_events", "fills", "positions", "funding", "decisions", "alerts", "balances",
 )  # fmt: skip
-#: the market tables, which ``market_rows`` can give a part of (the rows a scan added since
-#: a point): a backtest's column builder writes them in parts while the backtest runs
+#: the market tables, which ``market_rows`` can give a part of: a backtest's column builder
+#: writes them in parts while the backtest runs
 MARKET_TABLES = ("events", "book_top", "trades")
 
 
-def market_rows(c: Collected, name: str, since: tuple[int, int, int] | None = None) -> pa.Table:
-    """The base table ``name`` (one of ``MARKET_TABLES``); ``since``: only (a copy of) the
-    rows from these positions of (book tops, trades, other events) on."""
+def market_rows(c: Collected, name: str, rows: tuple[int, int] | None = None) -> pa.Table:
+    """The base table ``name`` (one of ``MARKET_TABLES``); ``rows``: only (a copy of) its
+    rows ``[start, stop)`` (the events table's rows are its seqs from the first one on)."""
     if name == "events":
-        return c.events_table(since)
+        if rows is None:
+            return c.events_table()
+        return c.events_table((c.first_seq + rows[0], c.first_seq + rows[1]))
     if name == "book_top":
-        return pa.table(c.book_top.arrow(None if since is None else since[0]))
+        return pa.table(c.book_top.arrow(rows))
     if name == "trades":
-        cols = c.trades.arrow(None if since is None else since[1])
+        cols = c.trades.arrow(rows)
         cols["taker_side"] = cols["taker_side"].cast(pa.int8())
         return pa.table(cols)
     raise KeyError(name)
