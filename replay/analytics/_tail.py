@@ -143,6 +143,8 @@ def main(journal_dir: str) -> None:
     except BaseException:
         follower.abort()
         raise
+    sys.stderr.flush()
+    os._exit(0)  # done: skip tearing down millions of objects (~0.1 s the backtest waits for)
 
 
 class _Follower:
