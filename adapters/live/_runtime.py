@@ -117,7 +117,9 @@ class Venue(Protocol):
 
     def stop_market(self) -> None: ...
 
-    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None: ...
+    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None:
+        """Recovery: one journaled step (its event and every intent it decided)."""
+        ...
 
     def describe(self) -> dict[str, Any]: ...
 
@@ -299,7 +301,6 @@ class Runtime:
             pending_timers: dict[int, int] = {}
             last: EventRecord | None = None
             hook = self.venue.replayed
-            in_shutdown = False  # orders decided after a session's shutdown were never sent
             for rec in reader.records():
                 if type(rec) is EventRecord:
                     if last is not None:
@@ -310,21 +311,14 @@ class Runtime:
                     ev = rec.event
                     if type(ev) is TimerFired:
                         pending_timers.pop(ev.timer_id, None)
-                    elif type(ev) is SessionStarted:
-                        in_shutdown = False
-                    elif type(ev) is OperatorCommanded and ev.command == "shutdown":
-                        in_shutdown = True
                 elif type(rec) is IntentRecord:
-                    sent = []
                     for it in rec.intents:
                         if type(it) is ScheduleTimer:
                             pending_timers[it.timer_id] = it.at_ns
                         elif type(it) is CancelTimer:
                             pending_timers.pop(it.timer_id, None)
-                        if not (in_shutdown and type(it) in (PlaceOrder, AmendOrder)):
-                            sent.append(it)
                     if last is not None and last.seq == rec.seq:
-                        hook(last, sent)
+                        hook(last, rec.intents)
                         last = None
             if last is not None:
                 hook(last, [])
@@ -387,6 +381,10 @@ class Runtime:
         perf = time.perf_counter_ns
         gc_count, gc_collect = gc.get_count, gc.collect
         hand_over = self._hand_over
+        # a venue that follows the journal (paper: its simulated exchange) sees each step
+        # in order; its answers join the channel like any source's
+        follow = self.venue.after_step if getattr(self.venue, "follows_steps", False) else None
+        send_nowait = self._send.send_nowait
         slice_ns = _SLICE_NS
         run = 0
         young = 0
@@ -430,6 +428,9 @@ class Runtime:
                 if lag is not None and t0:
                     lag.append(pending[-1] - t0)
             intents = step(rec)
+            if follow is not None:
+                for answer in follow(rec, intents):
+                    send_nowait((answer, 0))
             if intents:
                 append_intents(rec.seq, intents)
                 flush()  # in the OS before anything leaves: kill -9 loses nothing acted upon

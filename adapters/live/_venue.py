@@ -24,6 +24,7 @@ The executor rules (ref/binance.md §7):
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -56,12 +57,17 @@ from engine import (
     InstrumentLoaded,
     Intent,
     OperatorCommanded,
+    OrderAccepted,
+    OrderAmended,
     OrderCanceled,
+    OrderExpired,
+    OrderFilled,
     OrderRejected,
     OrderStatus,
     OrderStatusUnknown,
     PlaceOrder,
     RequestSnapshot,
+    SessionStarted,
     SnapshotKind,
 )
 
@@ -241,6 +247,23 @@ async def _patiently(fn: Any, *args: Any, attempts: int = 8) -> Any:
                 raise
             await trio.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+#: what the simulated exchange answers with (``PaperVenue.replayed`` crosses them off)
+_ANSWER_TYPES = frozenset(
+    {
+        OrderAccepted,
+        OrderRejected,
+        OrderFilled,
+        OrderCanceled,
+        OrderExpired,
+        OrderAmended,
+        AmendRejected,
+        CancelRejected,
+        FundingSettled,
+        AccountUpdated,
+    }
+)
 
 
 def _funding_key(ev: FundingSettled) -> tuple[int, int]:
@@ -788,18 +811,35 @@ class ExchangeVenue(_MarketSide):
 
 
 class PaperVenue(_MarketSide):
-    """Real market data, simulated execution (the shared matching model), nothing sent."""
+    """Real market data, simulated execution (the shared matching model), nothing sent.
+
+    The simulated exchange is driven by the journal, in its order: the runtime hands each
+    journaled step (its event and the intents it decided) to ``after_step``, which applies
+    the event and submits the orders at the step's receive time and returns the answers to
+    emit. Its state is then a function of the journal alone, so recovery rebuilds it exactly
+    by the same calls (``replayed``) — and the answers a ``kill -9`` caught between their
+    step and their own journaling come out again: replay sets aside every answer and crosses
+    it off when the journal has it; what is left is emitted at start (``start``).
+    """
 
     name = "paper"
+    #: the runtime calls ``after_step`` for every journaled step
+    follows_steps = True
 
     def __init__(self, endpoints: Endpoints, live: LiveConfig, sim_config: Any) -> None:
         super().__init__(endpoints, live, RestClient(endpoints.rest_url, None))
         self.sim_config = sim_config
         self.sim: Any = None
-        self._pending_instruments: list[InstrumentLoaded] = []
+        #: after a session's shutdown the runtime sends no new order or amend (it holds them)
+        self._in_shutdown = False
+        #: replay: the simulated exchange's answers not yet found in the journal, in order
+        self._owed: deque[Event] = deque()
+        #: replay: journaled answers that were not the next one owed (a journal recorded by
+        #: a version that drove the simulated exchange differently): nothing is re-emitted
+        self._diverged = 0
 
     def begin(self, intent: Intent, t0_ns: int) -> Coroutine[Any, Any, None] | None:
-        return None  # the simulated exchange answers in ``execute``
+        return None  # the simulated exchange has the order already (``after_step``)
 
     def _sim(self) -> Any:
         if self.sim is None:
@@ -808,23 +848,44 @@ class PaperVenue(_MarketSide):
             self.sim = SimExchange(self.sim_config, [])
         return self.sim
 
-    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None:
-        """Rebuild the simulated exchange from the journal: same inputs, same state."""
+    def after_step(self, rec: EventRecord, intents: list[Intent]) -> list[Event]:
+        """Apply one journaled step to the simulated exchange; its answers."""
         from replay._backtest import MARKET_TYPES
 
         sim = self._sim()
         ev = rec.event
-        if type(ev) is InstrumentLoaded:
+        kind = type(ev)
+        t = rec.recv_ns
+        out: list[Event] = []
+        if kind in MARKET_TYPES:
+            out += sim.apply_market(t, ev)
+        elif kind is InstrumentLoaded:
             sim.add_instrument(ev)
-        elif type(ev) in MARKET_TYPES:
-            sim.apply_market(rec.recv_ns, ev)
-        elif type(ev) is OperatorCommanded and ev.command == "shutdown":
-            if ev.args.get("cancel") == "true":  # what the shutdown did, outside the intents
+        elif kind is SessionStarted:
+            self._in_shutdown = False
+        elif kind is OperatorCommanded and ev.command == "shutdown":  # type: ignore[attr-defined]
+            self._in_shutdown = True
+            if ev.args.get("cancel") == "true":  # type: ignore[attr-defined]
                 for inst in list(sim.markets):
-                    sim.submit(rec.recv_ns, CancelAllOrders(inst, "shutdown"))
+                    out += sim.submit(t, CancelAllOrders(inst, "shutdown"))
         for it in intents:
-            if type(it) in (PlaceOrder, CancelOrder, CancelAllOrders, AmendOrder):
-                sim.submit(rec.recv_ns, it)
+            k = type(it)
+            if k is PlaceOrder or k is AmendOrder:
+                if not self._in_shutdown:
+                    out += sim.submit(t, it)
+            elif k is CancelOrder or k is CancelAllOrders:
+                out += sim.submit(t, it)
+        return out
+
+    def replayed(self, rec: EventRecord, intents: list[Intent]) -> None:
+        """Rebuild the simulated exchange from the journal: same calls, same state."""
+        owed = self._owed
+        if owed and type(rec.event) in _ANSWER_TYPES:
+            if rec.event == owed[0]:
+                owed.popleft()
+            elif not (type(rec.event) is OrderRejected and rec.event.code == -2013):
+                self._diverged += 1  # (-2013: start-up's "never sent", not the exchange's)
+        owed.extend(self.after_step(rec, intents))
 
     async def start(self, nursery: trio.Nursery, rt: Runtime) -> None:
         self._learn(rt)
@@ -832,31 +893,31 @@ class PaperVenue(_MarketSide):
         for spec in rt.instruments.values():
             if spec.inst not in sim.markets:
                 sim.add_instrument(spec)
-        clock = rt.clock
-
-        async def emit(ev: Event, t0: int) -> None:
-            await rt.emit(ev, t0)
-            for answer in sim.apply_market(clock(), ev):
-                await rt.emit(answer)
-
-        self._emit_market = emit
+        if self._owed and not self._diverged:
+            rt.log(f"paper: {len(self._owed)} simulated answers were never journaled: sending")
+            for ev in self._owed:
+                await rt.emit(ev)
+        elif self._owed:
+            rt.log(
+                f"paper: the journal's simulated answers differ from this version's "
+                f"({self._diverged}): {len(self._owed)} not re-sent, the snapshot repairs"
+            )
+        self._owed.clear()
         await self.reconcile(rt)
-        await self._start_market(nursery, rt, emit)
+        await self._start_market(nursery, rt, rt.emit)
 
     async def execute(self, intent: Intent, t0_ns: int) -> None:
         rt = self.rt
         assert rt is not None
         if type(intent) is RequestSnapshot and intent.kind is SnapshotKind.BOOK:
             for ev in await self._book_snapshot(rt, intent):
-                await self._emit_market(ev, 0)
+                await rt.emit(ev, 0)
             return
         if type(intent) is RequestSnapshot:
             await self.reconcile(rt)
             return
-        if t0_ns:
+        if t0_ns:  # the order reached the simulated exchange in its step
             rt.latencies.append(time.perf_counter_ns() - t0_ns)
-        for ev in self._sim().submit(rt.clock(), intent):
-            await rt.emit(ev)
 
     async def reconcile(self, rt: Runtime) -> None:
         engine = rt.engine
@@ -872,11 +933,7 @@ class PaperVenue(_MarketSide):
         await rt.emit(sim.account_snapshot(rt.clock()))
 
     async def cancel_all(self, symbol: str) -> None:
-        rt = self.rt
-        assert rt is not None
-        inst = rt.inst_by_symbol[symbol]
-        for ev in self._sim().submit(rt.clock(), CancelAllOrders(inst, "shutdown")):
-            await rt.emit(ev)
+        pass  # the shutdown's own step cancelled everything (``after_step``), in journal order
 
     async def dead_man(self, symbol: str, countdown_ms: int) -> None:
         pass
