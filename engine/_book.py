@@ -248,6 +248,15 @@ class OrderBook:
         elif phase == COMPACT_EVERY // 2:
             _drop_zeros(self.asks)
 
+    def forget(self) -> None:
+        """Drop every level and wait for a snapshot (a new session: nothing carried over)."""
+        self.bids = {}
+        self.asks = {}
+        self.best_bid = self.best_ask = 0
+        self.last_update_id = 0
+        self.sync = _BOOKSYNC_WAITING_SNAPSHOT
+        self.pending = []
+
     def _gap(self, ev: BookDeltaReceived, detail: str) -> BookOutcome:
         self.gaps += 1
         self.gap_detail = detail

@@ -196,6 +196,14 @@ def _on_session(st: EngineState, ctx: Context, ev: SessionStarted) -> None:
         raise InvalidEvent("bad_session", f"session {ev.session} after session {st.session}")
     st.session = ev.session
     st.session_started_seq = st.seq
+    # what the books showed belongs to the previous session: a new one starts from a fresh
+    # snapshot and the next bookTicker, as a first start does. Update ids are not trusted
+    # across sessions either (a restarted local exchange begins them again, and its
+    # diffs and tickers would be dropped as old until they passed the previous session's)
+    for inst, book in st.books.items():
+        book.forget()
+        st.tops[inst] = TopOfBookUpdated(inst, 0, 0, 0, 0, 0, 0)
+        st.snapshot_requested[inst] = False
 
 
 def _on_connection(st: EngineState, ctx: Context, ev: ConnectionChanged) -> None:
