@@ -372,7 +372,7 @@ def run_bench(data: Path | None, *, min_events: int, runs: int, only: set[str]) 
 
     # -- analytics -----------------------------------------------------------------------
     if want("analytics"):
-        figures.update(_analytics(bt, tmp, runs))
+        figures.update(_analytics(bt, big, tmp, runs))
 
     # -- grid ----------------------------------------------------------------------------
     if want("grid"):
@@ -535,62 +535,76 @@ def _grid(market: Path, tmp: Path, runs: int) -> dict[str, float]:
     return out
 
 
-def _analytics(bt: Path, tmp: Path, runs: int) -> dict[str, float]:
-    """Export of the backtest journal to DuckDB vs a plain read of it; every ready-made view
-    over the export replicated 10x (10 journals side by side, ~10 M events)."""
+def _analytics(bt: Path, market: Path, tmp: Path, runs: int) -> dict[str, float]:
+    """Export of the backtest journal to DuckDB from its columns file (built by the backtest)
+    and by decoding the journal, against a plain read of it (interleaved, same run); what
+    building the columns costs the backtest; every ready-made view over the export replicated
+    10x (10 journals side by side, ~10 M events)."""
     import duckdb
 
-    from replay.analytics import VIEWS, export_duckdb
+    from replay.analytics import TABLES, VIEWS, export_duckdb
+    from replay.analytics._sidecar import read_columns
     from replay.analytics._views import create_views
 
     out = tmp / "bt.duckdb"
-    results = []
-    cpu: dict[str, list[float]] = {"export": [], "plain": []}
+    _, why = read_columns(bt)
+    paths = {"columns": True, "decode": False} if why == "used" else {"decode": False}
+    results: dict[str, list[Any]] = {k: [] for k in paths}
+    cpu: dict[str, list[float]] = {k: [] for k in (*paths, "plain")}
+    wall: dict[str, list[float]] = {k: [] for k in (*paths, "plain")}
 
-    def cpu_of(key: str, fn: Callable[[], Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            t0 = os.times()
-            res = fn()
-            t1 = os.times()
-            # the export's forked scanner is a reaped child: its CPU is in children_*
-            cpu[key].append(sum(t1[:4]) - sum(t0[:4]))
-            return res
+    def measure(key: str, fn: Callable[[], Any]) -> Any:
+        gc.collect()
+        t0, w0 = os.times(), time.perf_counter()
+        res = fn()
+        w1, t1 = time.perf_counter(), os.times()
+        wall[key].append(w1 - w0)
+        # the decode path's forked scanner is a reaped child: its CPU is in children_*
+        cpu[key].append(sum(t1[:4]) - sum(t0[:4]))
+        return res
 
-        return run
-
-    def export() -> Any:
-        results.append(export_duckdb(bt, out))
-        return results[-1]
-
-    # interleaved, so both see the same machine
-    times, base = [], []
+    # interleaved, so every path sees the same machine
     for _ in range(runs):
-        t, r = _timed(cpu_of("export", export), 1)
-        b, _ = _timed(cpu_of("plain", lambda: sum(1 for _ in JournalReader(bt).events())), 1)
-        times += t
-        base += b
-    rate = r.events / _median(times)
-    read_s = _median([x.read_s for x in results])
-    cpu_x, cpu_p = _median(cpu["export"]), _median(cpu["plain"])
+        for key, use in paths.items():
+            results[key].append(measure(key, lambda u=use: export_duckdb(bt, out, columns=u)))
+        measure("plain", lambda: sum(1 for _ in JournalReader(bt).events()))
+    r = results["decode"][-1]
+    n = r.events
     console.print(
-        f"\n[bold]analytics[/] export of the backtest journal ({r.events:,} events, {r.rows['fills']:,} fills)"
+        f"\n[bold]analytics[/] export of the backtest journal to DuckDB ({n:,} events, "
+        f"{r.rows['fills']:,} fills); median of {runs} interleaved runs; load average "
+        f"{os.getloadavg()[0]:.1f}"
     )
+    figures: dict[str, float] = {}
+    plain = _median(wall["plain"])
+    for key in paths:
+        w, c = _median(wall[key]), _median(cpu[key])
+        read_s = _median([x.read_s for x in results[key]])
+        write_s = _median([x.write_s for x in results[key]])
+        figures[f"export_{key}_events_per_s"] = n / w
+        figures[f"export_{key}_vs_plain_read"] = w / plain
+        figures[f"export_{key}_events_per_cpu_s"] = n / c
+        figures[f"export_{key}_read_s"] = read_s
+        figures[f"export_{key}_write_s"] = write_s
+        what = "from its columns file" if key == "columns" else "decoding the journal"
+        console.print(
+            f"  {what + ':':<22} {fmt_rate(n / w):>8} events/s (median {w:.2f} s: read "
+            f"{read_s:.2f} s, DuckDB write {write_s:.2f} s; {w / plain:.2f}x a plain read); "
+            f"CPU {c:.2f} s ({fmt_rate(n / c)} events per CPU-second)"
+        )
+    if "columns" not in paths:
+        console.print(f"  (no columns file to export from: {why})")
     console.print(
-        f"  export to DuckDB: {fmt_rate(rate)} events/s (median {_median(times):.2f} s: read + "
-        f"columns {read_s:.2f} s, DuckDB write {_median([x.write_s for x in results]):.2f} s; "
-        f"target >= 1 M); CPU {cpu_x:.2f} s in 2 processes ({fmt_rate(r.events / cpu_x)} "
-        "events per CPU-second)"
+        f"  baseline, plain JournalReader.events(): {fmt_rate(n / plain)} events/s "
+        f"(CPU {_median(cpu['plain']):.2f} s); target >= 1 M events/s"
     )
-    console.print(
-        f"  baseline, plain JournalReader.events(): {fmt_rate(r.events / _median(base))} events/s "
-        f"-> export costs {_median(times) / _median(base):.2f}x a plain read "
-        f"({cpu_x / cpu_p:.2f}x its CPU); load average {os.getloadavg()[0]:.1f}"
-    )
+    best = "columns" if "columns" in paths else "decode"
+    figures["export_events_per_s"] = figures[f"export_{best}_events_per_s"]
+    figures["export_vs_plain_read"] = figures[f"export_{best}_vs_plain_read"]
+    figures.update(_columns_cost(market, tmp, runs))
     con = duckdb.connect()
     con.execute(f"ATTACH '{out}' AS one (READ_ONLY)")
-    for (name,) in con.sql(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'one'"
-    ).fetchall():
+    for name in TABLES:
         con.execute(
             f"CREATE TABLE {name} AS SELECT * REPLACE (journal || '-' || k AS journal) "
             f"FROM one.{name}, range(10) r(k) ORDER BY k"
@@ -604,11 +618,6 @@ def _analytics(bt: Path, tmp: Path, runs: int) -> dict[str, float]:
         f"  views over the export x10 ({events:,} events, {tops:,} book_top rows), median ms to an "
         "Arrow table (target <= 500):"
     )
-    figures: dict[str, float] = {
-        "export_events_per_s": rate,
-        "export_vs_plain_read": _median(times) / _median(base),
-        "export_events_per_cpu_s": r.events / cpu_x,
-    }
     cells = []
     for view in VIEWS:
         q, _ = _timed(lambda v=view: con.sql(f"SELECT * FROM {v}").to_arrow_table(), runs)
@@ -621,6 +630,35 @@ def _analytics(bt: Path, tmp: Path, runs: int) -> dict[str, float]:
     console.print(f"  slowest: {slowest} {figures[f'view_{slowest}_s'] * 1e3:.0f} ms")
     figures["markout_query_s"] = figures["view_fill_markouts_s"]
     return figures
+
+
+def _columns_cost(market: Path, tmp: Path, runs: int) -> dict[str, float]:
+    """The backtest with and without building its export's columns (interleaved): what the
+    follower process costs it (its CPU runs on another core if there is a free one)."""
+    out = tmp / "bt-columns"
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(runs):
+        for on in (True, False) if i % 2 else (False, True):
+            gc.collect()
+            t0, w0 = os.times(), time.perf_counter()
+            r = run_backtest(BENCH_CONFIG, market, out, overwrite=True, columns=on)
+            w1, t1 = time.perf_counter(), os.times()
+            wall[on].append(w1 - w0)
+            cpu[on].append(sum(t1[:4]) - sum(t0[:4]))  # the follower is a reaped child
+            assert r.columns == ("written" if on else ""), r.columns
+    w_on, w_off = _median(wall[True]), _median(wall[False])
+    c_on, c_off = _median(cpu[True]), _median(cpu[False])
+    console.print(
+        f"  the backtest building the columns (a process following its journal): "
+        f"{w_on:.2f} s against {w_off:.2f} s without -> {w_on / w_off - 1:+.1%} wall; the follower's "
+        f"CPU {c_on - c_off:.2f} s ({c_on / c_off - 1:+.0%} of the backtest's); "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
+    return {
+        "backtest_columns_cost": w_on / w_off - 1,
+        "backtest_columns_cpu_cost": c_on / c_off - 1,
+    }
 
 
 def _plain_replay(path: Path) -> int:
