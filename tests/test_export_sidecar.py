@@ -212,21 +212,38 @@ def test_the_follower_reads_a_journal_as_it_grows(backtest, tmp_path, monkeypatc
     segments = segment_paths(src)
     assert len(segments) > 3
     monkeypatch.setattr(_tail, "_PART_ROWS", 10_000)  # many parts of the market tables
-    monkeypatch.setattr(_tail, "_READ", 50_000)  # and reads shorter than a segment
+
+    def follow(into: Path, step: int, read: int) -> bytes:
+        monkeypatch.setattr(_tail, "_READ", read)
+        into.mkdir()
+        follower = _tail._Follower(into)
+        for seg in segments:
+            data = seg.read_bytes()
+            with open(into / seg.name, "wb") as f:
+                for i in range(0, len(data), step):
+                    f.write(data[i : i + step])
+                    f.flush()
+                    while follower.poll():
+                        pass
+        follower.finish()
+        return (into / COLUMNS_NAME).read_bytes()
+
     grown = tmp_path / "grown"
-    grown.mkdir()
-    follower = _tail._Follower(grown)
-    step = 333_331
-    for seg in segments:
-        data = seg.read_bytes()
-        with open(grown / seg.name, "wb") as f:
-            for i in range(0, len(data), step):
-                f.write(data[i : i + step])
-                f.flush()
-                while follower.poll():
-                    pass
-    follower.finish()
+    built = follow(grown, 333_331, 50_000)  # reads shorter than a segment, frames cut
     assert read_columns(grown)[1] == "used"
     export_duckdb(grown, tmp_path / "fast.duckdb")
     export_duckdb(grown, tmp_path / "slow.duckdb", columns=False)
     _assert_same_export(tmp_path / "fast.duckdb", tmp_path / "slow.duckdb")
+    # the same journal read in other steps: the same file, byte for byte
+    assert follow(tmp_path / "again", 1 << 22, 1 << 24) == built
+
+
+def test_a_rerun_writes_the_same_columns_file(backtest, imported_sessions, tmp_path):
+    """Same config, same data: the same journal and the same columns, byte for byte."""
+    path, _ = backtest
+    again = run_backtest(
+        simple_config(), imported_sessions["btc-2024-08"], tmp_path / "bt", columns=True
+    )
+    assert again.columns == "written"
+    for name in (COLUMNS_NAME, *(p.name for p in segment_paths(path))):
+        assert (tmp_path / "bt" / name).read_bytes() == (path / name).read_bytes(), name

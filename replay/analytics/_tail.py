@@ -273,7 +273,11 @@ class _Follower:
 
     def _write_market(self, whole: bool) -> None:
         """Write the market tables' rows read since the last time (``whole``: only whole
-        parts of ``_PART_ROWS``, the rest waits)."""
+        parts of ``_PART_ROWS``, the rest waits).
+
+        Whole parts are written in the order of the seq their last row has (then the tables'
+        order), not in the order they happen to be found (that depends on how far the writer
+        had got at each read): two runs that write the same journal write the same file."""
         p = self.part
         self.c.first_seq = self.state.first
         have = {
@@ -281,16 +285,23 @@ class _Follower:
             "book_top": len(p.book_top),
             "trades": len(p.trades),
         }
-        for name, n in have.items():
+        parts = []
+        for i, (name, n) in enumerate(have.items()):
             start = self.written[name]
             if whole:
-                stops: Any = range(start + _PART_ROWS, n + 1, _PART_ROWS)
-            else:  # the rest; an empty table still gets its schema
-                stops = [n] if n > start or not start else []
-            for stop in stops:
-                rows = (self.written[name], stop)
-                self.writer.add(name, self._market_rows(self.c, name, rows))
-                self.written[name] = stop
+                for stop in range(start + _PART_ROWS, n + 1, _PART_ROWS):
+                    last = (
+                        self.state.first + stop - 1
+                        if name == "events"
+                        else (p.book_top if name == "book_top" else p.trades)["seq"][stop - 1]
+                    )
+                    parts.append((last, i, name, stop))
+            elif n > start or not start:  # the rest; an empty table still gets its schema
+                parts.append((0, i, name, n))
+        for _last, _i, name, stop in sorted(parts):
+            rows = (self.written[name], stop)
+            self.writer.add(name, self._market_rows(self.c, name, rows))
+            self.written[name] = stop
 
     def finish(self) -> None:
         """The journal is complete: check it is what was read, write the columns file."""
