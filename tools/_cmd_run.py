@@ -62,10 +62,23 @@ def _market_journal(data: Path, scratch: Path) -> Path:
     type=click.Path(path_type=Path),
     help="The journal directory to create (default: no journal, summary only).",
 )
+@click.option(
+    "--columns/--no-columns",
+    default=True,
+    show_default=True,
+    help="With --out, also leave the export's columns next to the journal (built by a second "
+    "process while the run goes; `export` and `sql` then load them instead of decoding the "
+    "journal). Runs shorter than ~130k market events build none.",
+)
 @_set_option
 @force_option
 def backtest(
-    config: Path, data: Path, out: Path | None, overrides: tuple[str, ...], force: bool
+    config: Path,
+    data: Path,
+    out: Path | None,
+    columns: bool,
+    overrides: tuple[str, ...],
+    force: bool,
 ) -> None:
     """Run CONFIG's strategy over recorded market data with the simulated exchange.
 
@@ -87,7 +100,9 @@ def backtest(
 
         stream = RecordedStream([data])
         with progress_count("backtest", max(1, data.stat().st_size // 38)) as tick:
-            result = run_backtest(cfg, stream, out, overwrite=force, progress=tick)
+            result = run_backtest(
+                cfg, stream, out, overwrite=force, progress=tick, columns=None if columns else False
+            )
         if stream.report is not None:
             err_console.print(
                 f"read {data.name}: {stream.report.lines:,} lines, parsed on the fly "
@@ -98,7 +113,9 @@ def backtest(
         header = read_header(data)
         total = max(1, sum(p.stat().st_size for p in data.glob("segment-*.rmj")) // 40)
         with progress_count("backtest", total) as tick:
-            result = run_backtest(cfg, data, out, overwrite=force, progress=tick)
+            result = run_backtest(
+                cfg, data, out, overwrite=force, progress=tick, columns=None if columns else False
+            )
         _print_backtest(result, out)
         if header.config:
             actual = actual_run(data)
