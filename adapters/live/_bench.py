@@ -12,7 +12,8 @@ everything below is measured in the runtime's process:
 * **frame -> consumer lag**: receive time to the consumer's stamp, per market event (the
   channel backlog); the runtime "keeps up" while its p99 stays bounded.
 * **journal append -> durable**: each event's append until its group commit's fdatasync
-  returned (``durability: interval:2``).
+  returned (``live.durability``'s default, ``interval:0.5``; ``REPLAYMM_BENCH_DURABILITY``
+  sets another).
 * **loop stall**: a task sleeping 1 ms measures how late it wakes; the worst lateness.
 """
 
@@ -195,7 +196,7 @@ def _run(
             dead_man_s=0,
             reconcile_s=0,
             kline="",
-            durability=os.environ.get("REPLAYMM_BENCH_DURABILITY", "interval:2"),
+            durability=os.environ.get("REPLAYMM_BENCH_DURABILITY", LiveConfig().durability),
         )
         creds = Credentials(DEFAULT_API_KEY, DEFAULT_API_SECRET)
         big = 10**9
