@@ -10,6 +10,11 @@ line to a pipe and reads answers without blocking.
 fdatasync works on the file, not on one descriptor, so the child syncing its own read-only
 descriptor of the segment makes durable everything the writer wrote to it before asking.
 
+With a minimum gap (``Syncer(min_gap_ns)``) the child starts a sync at most that often,
+waiting in its own process for the gap to pass (requests that arrive meanwhile join the same
+sync): the caller asks whenever it has written something, and the wait does not depend on
+how busy its own loop is.
+
 Protocol, one line each way: the writer sends ``<seq> <segment path>\\n`` after writing the
 records up to ``seq``; the child reads every line waiting, syncs the segment of the last one
 and answers ``<seq> <CLOCK_MONOTONIC ns when the sync returned> <ns the sync took>\\n``, or
@@ -28,20 +33,29 @@ import sys
 __all__ = ["SyncError", "Syncer"]
 
 _CHILD = r"""
-import os, time
-fd, path, pending = -1, b"", b""
+import os, select, sys, time
+gap = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+fd, path, pending, last = -1, b"", b"", 0
 while True:
     data = os.read(0, 65536)
     if not data:
         break
     pending += data
+    # at most one sync per ``gap`` ns: requests arriving meanwhile join the next one
+    deadline = last + gap
+    while (now := time.monotonic_ns()) < deadline:
+        if select.select([0], [], [], (deadline - now) / 1e9)[0]:
+            more = os.read(0, 65536)
+            if not more:
+                break
+            pending += more
     lines = pending.split(b"\n")
     pending = lines.pop()
     if not lines:
         continue
     seq, _, want = lines[-1].partition(b" ")
     try:
-        start = time.monotonic_ns()
+        last = start = time.monotonic_ns()
         if want != path:
             if fd >= 0:
                 os.close(fd)
@@ -70,10 +84,12 @@ class Syncer:
     ``answer_fd`` is readable when an answer waits (for an event loop to wait on).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, min_gap_ns: int = 0) -> None:
+        """``min_gap_ns``: the child starts a sync at most that often (requests that arrive
+        sooner wait, in the child, and are served together), so a caller may ask freely."""
         # -I -S: no site, no user paths: the child starts in ~10 ms and imports nothing of ours
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CHILD],
+            [sys.executable, "-I", "-S", "-c", _CHILD, str(int(min_gap_ns))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,

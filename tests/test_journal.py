@@ -305,3 +305,34 @@ def test_header_and_refusals(tmp_path):
     with pytest.raises(JournalError, match="bad magic"):
         JournalReader(path)
     assert os.path.exists(seg)
+
+
+def test_the_sync_process_spaces_its_syncs(tmp_path):
+    # after one sync, four requests within the gap wait for it and share one sync
+    import time
+
+    from journal import Syncer
+
+    seg = tmp_path / "seg"
+    seg.write_bytes(b"x")
+    syncer = Syncer(min_gap_ns=200_000_000)
+
+    def answers_until(seq: int) -> list[tuple[int, int, int]]:
+        got: list[tuple[int, int, int]] = []
+        deadline = time.monotonic() + 10
+        while (not got or got[-1][0] < seq) and time.monotonic() < deadline:
+            got += syncer.poll()
+            time.sleep(0.005)
+        return got
+
+    try:
+        syncer.request(1, os.fsencode(seg))
+        first = answers_until(1)
+        for seq in range(2, 6):
+            syncer.request(seq, os.fsencode(seg))
+        rest = answers_until(5)
+    finally:
+        syncer.close()
+    assert [a[0] for a in first] == [1] and [a[0] for a in rest] == [5]
+    (_, first_done, first_took), (_, second_done, second_took) = first[0], rest[0]
+    assert (second_done - second_took) - (first_done - first_took) >= 200_000_000

@@ -354,6 +354,7 @@ def run_live_bench(
         speed=speed,
         min_orders=min_ticks,
         symbols=["BTCUSDT"],
+        helper_nice=10,
     )
 
 

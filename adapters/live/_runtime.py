@@ -227,7 +227,6 @@ class Runtime:
         #: asks not answered yet: (last seq written, append times of the events it covers)
         self._syncer: Syncer | None = None
         self._sync_asked = 0
-        self._sync_asked_ns = 0
         self._sync_gap_ns = 0
         self._unsynced: deque[tuple[int, array[int] | None]] = deque()
         self.replayed_events = 0
@@ -531,9 +530,11 @@ class Runtime:
         interval), which pushed append->durable p99 to 4 ms at 20k events/s. The journal's
         ``Syncer`` child has its own interpreter: it syncs the segment by name the moment it
         is asked and answers with the time the sync returned, so a durable time is the disk's,
-        not the loop's. The consumer asks when it goes idle, at most once per ``interval``
-        (``_hand_over``); this task asks every ``interval`` for a consumer that never goes
-        idle, and reads the answers.
+        not the loop's. The consumer asks whenever it goes idle with something new written
+        (``_hand_over``: a short pipe write), and this task every ``interval`` for a consumer
+        that never goes idle; the child starts a sync at most once per ``interval``, waiting
+        for that in its own process, so the wait does not grow with the loop's load. This
+        task also reads the answers.
         """
         writer = self.writer
         assert writer is not None
@@ -543,13 +544,13 @@ class Runtime:
         interval = self.durability.interval_ms / 1000 if mode == "interval" else 0.002
         self._sync_gap_ns = int(interval * 1e9)
         self._sync_asked = writer.durable_seq
-        syncer = self._syncer = Syncer()
+        syncer = self._syncer = Syncer(min_gap_ns=self._sync_gap_ns)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._sync_answers, syncer)
                 while True:
                     await trio.sleep(interval)
-                    self._hand_over(force=True)
+                    self._hand_over()
         finally:
             self._syncer = None
             syncer.close()  # the child finishes a sync in flight; the writer's close syncs the rest
@@ -579,10 +580,9 @@ class Runtime:
                 if self._append_ns is not None:
                     self.fdatasync_ns.append(took)
 
-    def _hand_over(self, force: bool = False) -> None:
-        """Write what was appended to the OS and ask the sync process to make it durable.
-
-        Unless ``force``d, at most once per ``interval``: each sync is a disk flush."""
+    def _hand_over(self) -> None:
+        """Write what was appended to the OS and ask the sync process to make it durable
+        (it spaces the syncs themselves: each is a disk flush)."""
         writer, syncer = self.writer, self._syncer
         if writer is None:
             return
@@ -592,9 +592,6 @@ class Runtime:
         upto = writer.next_seq - 1
         if upto <= self._sync_asked:
             return
-        now = time.perf_counter_ns()
-        if not force and now - self._sync_asked_ns < self._sync_gap_ns:
-            return
         try:
             syncer.request(upto, os.fsencode(writer.segment_path))
         except SyncError as e:
@@ -602,7 +599,7 @@ class Runtime:
             self.log(f"journal: {e}")
             self.request_stop(f"journal sync failed: {e}")
             return
-        self._sync_asked, self._sync_asked_ns = upto, now
+        self._sync_asked = upto
         pending = self._append_ns
         if pending is not None:
             self._append_ns = array("q")
