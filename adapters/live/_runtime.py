@@ -227,7 +227,6 @@ class Runtime:
         #: asks not answered yet: (last seq written, append times of the events it covers)
         self._syncer: Syncer | None = None
         self._sync_asked = 0
-        self._sync_gap_ns = 0
         self._unsynced: deque[tuple[int, array[int] | None]] = deque()
         self.replayed_events = 0
         self.recovery_s = 0.0
@@ -542,9 +541,8 @@ class Runtime:
         if mode == "none":
             return
         interval = self.durability.interval_ms / 1000 if mode == "interval" else 0.002
-        self._sync_gap_ns = int(interval * 1e9)
         self._sync_asked = writer.durable_seq
-        syncer = self._syncer = Syncer(min_gap_ns=self._sync_gap_ns)
+        syncer = self._syncer = Syncer(min_gap_ns=int(interval * 1e9))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._sync_answers, syncer)
