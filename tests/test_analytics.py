@@ -92,6 +92,9 @@ def test_export_matches_the_journal_and_the_backtest_summary(backtest, tmp_path)
     )
     # every fill belongs to an exported order, and the orders' fills add up
     assert _one(con, "SELECT sum(fills) FROM orders")[0] == counts["fills"]
+    # the inventory view reads as a path: one row per position change, in journal order
+    seqs = [r[0] for r in con.sql("SELECT seq FROM inventory").fetchall()]
+    assert len(seqs) > 100 and seqs == sorted(seqs)
 
     (s,) = result.summary.instruments
     row = con.sql("SELECT * FROM pnl_summary").fetchall()

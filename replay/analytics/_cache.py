@@ -23,7 +23,7 @@ from journal import JournalError, segment_paths
 
 from ._export import export_duckdb
 from ._tables import EXPORT_VERSION
-from ._views import create_views
+from ._views import VIEWS, create_views
 
 __all__ = ["CACHE_NAME", "TABLES", "cache_is_fresh", "connect", "ensure_cache", "find_journals"]
 
@@ -37,6 +37,8 @@ TABLES = (
 
 def fingerprint(journal: Path) -> str:
     h = hashlib.sha256(EXPORT_VERSION.encode())
+    # the views are created in the cache: a changed view rebuilds it too
+    h.update(repr(sorted(VIEWS.items())).encode())
     for seg in segment_paths(journal):
         st = seg.stat()
         h.update(f"{seg.name}:{st.st_size}:{st.st_mtime_ns};".encode())

@@ -201,7 +201,8 @@ VIEWS: dict[str, str] = {
                p.position_lots * l.mid2_ticks / 2 * i.minor_per_ticklot / 1e8 AS notional_at_last_mid
         FROM positions p JOIN instruments i USING (journal, inst)
         LEFT JOIN last_mid l USING (journal, inst)
-        WINDOW w AS (PARTITION BY p.journal, p.inst ORDER BY p.seq)""",
+        WINDOW w AS (PARTITION BY p.journal, p.inst ORDER BY p.seq)
+        ORDER BY p.journal, p.inst, p.seq""",
     "order_to_fill": """
         SELECT journal, inst, client_id, tag, CASE side WHEN 1 THEN 'BUY' ELSE 'SELL' END AS side,
                tif, status, placed_time, ack_latency_ms, fill_latency_ms, cancel_latency_ms,
