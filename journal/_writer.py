@@ -395,7 +395,7 @@ class JournalWriter:
             syncer = self._syncer = Syncer()
         try:
             self._take_answers(syncer.poll())
-            syncer.request(self._written_seq, os.fsencode(self._segment_path()))
+            syncer.request(self._written_seq, os.fsencode(self.segment_path))
         except SyncError as e:
             raise JournalError(f"journal sync failed: {e}") from e
         self._in_flight.append((self._written_seq, self._pending_append_ns))
@@ -438,13 +438,10 @@ class JournalWriter:
         if self._track and appended_ns:
             self._stats.latencies_ns.extend(durable_ns - t for t in appended_ns)
 
-    def _segment_path(self) -> Path:
-        return self.path / segment_name(self._segment)
-
     @property
     def segment_path(self) -> Path:
         """The segment being written (for a sync process that syncs it by name)."""
-        return self._segment_path()
+        return self.path / segment_name(self._segment)
 
     def _rotate(self) -> None:
         # A finished segment is made durable whatever the policy: a caller that syncs on its own
