@@ -251,4 +251,11 @@ def print_report(rt: Any, report: Any) -> None:
         console.print(
             f"  tick-to-order: p50 {lat['p50_ms']:.3f} ms, p99 {lat['p99_ms']:.3f} ms over {lat['n']:,} orders"
         )
+    streams = (report.venue or {}).get("streams") or {}
+    if any(streams.values()):
+        console.print(
+            f"  stream rotations (23 h, no gap): market {streams.get('rotations', 0)}, "
+            f"user {streams.get('user_rotations', 0)}; new connections that failed (old one "
+            f"kept): {streams.get('rotations_failed', 0) + streams.get('user_rotations_failed', 0)}"
+        )
     console.print(f"  journal: {report.journal}  (replaymm replay {report.journal} --verify)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Coroutine
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -142,6 +143,14 @@ class _MarketSide:
             stale_after_s=live.stale_after_s,
             keepalive_s=live.keepalive_s,
         )
+        #: stream connections replaced without a gap at the 23 h rotation, and new ones that
+        #: failed (the old one kept, tried again later)
+        self.stream_stats = {
+            "rotations": 0,
+            "rotations_failed": 0,
+            "user_rotations": 0,
+            "user_rotations_failed": 0,
+        }
         self._market_scope = trio.CancelScope()
         self._snapshot_busy: dict[int, bool] = {}
         self._symbol_of: dict[int, str] = {}
@@ -182,7 +191,7 @@ class _MarketSide:
                 async with trio.open_nursery() as n:
                     for name, url in urls.items():
                         await n.start(
-                            run_market_stream,
+                            partial(run_market_stream, stats=self.stream_stats),
                             name,
                             url,
                             self.market_parser,
@@ -351,7 +360,7 @@ class ExchangeVenue(_MarketSide):
                 rt.nursery_start(self._funding_catch_up, rt)  # cross margin: which symbol?
 
         await nursery.start(
-            run_user_stream,
+            partial(run_user_stream, stats=self.stream_stats),
             self.rest,
             self.endpoints.ws_url,
             self.user_parser,
@@ -402,6 +411,7 @@ class ExchangeVenue(_MarketSide):
     def describe(self) -> dict[str, Any]:
         return {
             **self.stats,
+            "streams": self.stream_stats,
             "rest": self.rest.stats,
             "budget": self.rest.budget.describe(),
             "user_skipped": self.user_parser.skipped,
@@ -942,4 +952,7 @@ class PaperVenue(_MarketSide):
         await self.rest.aclose()
 
     def describe(self) -> dict[str, Any]:
-        return {"sim": self.sim.describe() if self.sim is not None else {}}
+        return {
+            "sim": self.sim.describe() if self.sim is not None else {},
+            "streams": self.stream_stats,
+        }
