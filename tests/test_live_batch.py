@@ -28,6 +28,8 @@ from adapters.live import ExchangeVenue, LiveConfig, Runtime
 from adapters.live._venue import BATCH_MAX
 from adapters.local_exchange import ExchangeConfig, ExchangeServer, open_exchange
 from engine import (
+    CancelOrder,
+    CancelRejected,
     IntentRecord,
     OrderRejected,
     OrderType,
@@ -231,6 +233,66 @@ def test_a_batch_without_an_answer_is_resolved_item_by_item_never_resent(mode, p
     assert "u-gtx" not in on_exchange
     assert stats["resolved_found"] == (4 if placed == "yes" else 0)
     assert result["locks"] == 0
+
+
+CANCEL_BATCH = ("DELETE", "/fapi/v1/batchOrders")
+
+
+@pytest.mark.parametrize("fails", [0, 1, 4], ids=["answered", "retried", "gave-up"])
+def test_cancels_of_one_step_go_out_in_batches_of_ten(fails):
+    """Cancels decided together go out in ``DELETE batchOrders`` requests of up to 10, each
+    item answered as a single cancel: 13 (12 resting orders and an id the exchange does not
+    know) are two requests, 12 canceled and -2011 for the unknown id. A batch that gets a 500
+    is sent again by the REST client (a cancel is idempotent); once its retries are spent,
+    each of its cancels goes again on its own. Every order ends canceled."""
+    result: dict[str, Any] = {}
+    n = 12 if not fails else 10  # with faults: one batch (the fault order is then exact)
+
+    async def main() -> None:
+        async with (
+            open_exchange(ExchangeConfig(seed=13, feed="manual")) as ex,
+            trio.open_nursery() as nursery,
+        ):
+            bid, _ = await _book(ex)
+            venue, rt = await _venue(ex, nursery)
+            cids = [f"c-{i}" for i in range(n)]
+            orders = [_buy(c, bid - 10 * (i + 1)) for i, c in enumerate(cids)]
+            for k in range(0, n, BATCH_MAX):
+                await _step(venue, orders[k : k + BATCH_MAX])
+            rt.events.clear()
+            seen = count_requests(ex)
+            ex.faults.fail_orders("error500", fails, "no")
+            unknown = [] if fails else ["c-nope"]
+            await _step(venue, [CancelOrder(0, c) for c in [*cids, *unknown]])
+            result.update(
+                seen=dict(seen),
+                events=rt.by_id(),
+                rejected={e.client_id: e.code for e in rt.events if type(e) is CancelRejected},
+                stats=dict(venue.stats),
+                locks=len(venue._locks),
+                truth=await exchange_truth(ex.port),
+            )
+            await venue.aclose()
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    seen, stats, events = result["seen"], result["stats"], result["events"]
+    print(f"cancel batches (fails {fails}):", stats["cancel_batches"], dict(seen))
+    for i in range(n):
+        assert events[f"c-{i}"] == ["OrderCanceled"], i
+    assert result["truth"]["open"] == []
+    assert result["locks"] == 0
+    if not fails:
+        assert seen[CANCEL_BATCH] == 2 and stats["cancel_batches"] == 2
+        assert stats["batched_cancels"] == 13
+        assert result["rejected"] == {"c-nope": -2011}
+        assert ("DELETE", "/fapi/v1/order") not in seen
+    elif fails == 1:
+        assert seen[CANCEL_BATCH] == 2 and stats["cancel_batches"] == 1  # the client's retry
+        assert ("DELETE", "/fapi/v1/order") not in seen
+    else:
+        assert seen[CANCEL_BATCH] == 4  # 1 + 3 retries, then each cancel on its own
+        assert seen[("DELETE", "/fapi/v1/order")] == 10
 
 
 # -- the whole runtime: a grid's ladder ---------------------------------------------------

@@ -124,7 +124,12 @@ def test_kill_9_at_random_instants(tmp_path, order_entry, kill_count):
     figures = check_consistent(journal, truth)
     assert verify(journal).identical
     batches = (status.get("batch_orders", 0), status.get("batch_items", 0))
-    print(f"chaos ({order_entry}): {kills} kills, {figures}, batches (requests, orders) {batches}")
+    cancels = (status.get("batch_cancels", 0), status.get("batch_cancel_items", 0))
+    print(
+        f"chaos ({order_entry}): {kills} kills, {figures}, batches (requests, orders) "
+        f"{batches}, cancel batches (requests, cancels) {cancels}"
+    )
     assert figures["orders"] > 20
     if order_entry == "rest_batch":  # the quoter's bid and ask of one step: one batch
         assert batches[0] > 0 and batches[1] >= 2 * batches[0]
+        assert cancels[0] > 0 and cancels[1] >= 2 * cancels[0]

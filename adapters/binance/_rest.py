@@ -424,6 +424,23 @@ class RestClient:
             t0_ns=t0_ns,
         )
 
+    async def batch_cancel(self, symbol: str, client_ids: Sequence[str], t0_ns: int = 0) -> bytes:
+        """``DELETE /fapi/v1/batchOrders`` by client order id (at most 10; IP weight 1): one
+        element per id, in request order: the order or a ``{code, msg}`` error."""
+        if not 1 <= len(client_ids) <= 10:
+            raise ValueError(f"a cancel batch holds 1 to 10 ids, not {len(client_ids)}")
+        return await self.request(
+            "DELETE",
+            "/fapi/v1/batchOrders",
+            [
+                ("symbol", symbol),
+                ("origClientOrderIdList", msgspec.json.encode(list(client_ids)).decode()),
+            ],
+            signed=True,
+            essential=True,
+            t0_ns=t0_ns,
+        )
+
     async def cancel_all(self, symbol: str) -> bytes:
         return await self.request(
             "DELETE", "/fapi/v1/allOpenOrders", [("symbol", symbol)], signed=True, essential=True

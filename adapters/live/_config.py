@@ -54,7 +54,8 @@ class LiveConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: how orders are sent: REST, or the WebSocket API (REST stays for batches and cancel-all);
     #: ``rest_batch``: REST, and the new orders one step decides for one symbol (a grid's
     #: ladder) go out in ``batchOrders`` requests of up to 5 (a lone order is sent alone: a
-    #: batch costs 5 on the 10 s order count and 5 IP weight whatever its size)
+    #: batch costs 5 on the 10 s order count and 5 IP weight whatever its size); its cancels
+    #: go out in ``DELETE batchOrders`` requests of up to 10 (IP weight 1)
     order_entry: Literal["rest", "rest_batch", "ws_api"] = "rest"
     #: cancel every open order of our symbols on a clean shutdown
     cancel_on_exit: bool = True

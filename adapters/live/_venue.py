@@ -18,7 +18,10 @@ The executor rules (ref/binance.md §7):
   is sent (one step's, e.g. a grid's ladder) go out in ``batchOrders`` requests of up to 5.
   Each item's answer is handled as a single order's (an order: its ack; ``{code, msg}``:
   a rejection with that code); a batch that times out or gets a 5xx makes every one of its
-  orders ``OrderStatusUnknown``, each resolved by its own query — never resent.
+  orders ``OrderStatusUnknown``, each resolved by its own query — never resent. Cancels
+  decided together go out the same way, up to 10 per ``DELETE batchOrders`` (IP weight 1
+  for all of them): each item's answer is handled as a single cancel's, and a batch without
+  a definite answer sends each of its cancels again on its own (a cancel is idempotent).
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ __all__ = ["ExchangeVenue", "PaperVenue"]
 _MS = 1_000_000
 #: Binance's most orders in one ``batchOrders`` request
 BATCH_MAX = 5
+#: Binance's most cancels in one ``DELETE batchOrders`` request
+CANCEL_BATCH_MAX = 10
 
 
 class _Batch:
@@ -117,6 +122,24 @@ class _Batch:
         self.error: RestError | None = None
         #: no definite answer (timeout, 5xx, unreadable): every order's status is unknown
         self.unknown = ""
+
+
+class _CancelBatch:
+    """Cancels for one symbol that go out in one ``DELETE batchOrders`` request (filled and
+    sent like ``_Batch``)."""
+
+    __slots__ = ("answers", "cancels", "done", "failed", "inst", "sent", "t0_ns")
+
+    def __init__(self, inst: int, t0_ns: int) -> None:
+        self.inst = inst
+        self.t0_ns = t0_ns
+        self.cancels: list[CancelOrder] = []
+        self.sent = False
+        self.done = trio.Event()
+        #: the answer's items, in request order (the order, or Binance's per-item error)
+        self.answers: list[OrderInfo | ApiError] = []
+        #: no usable answer for the whole batch: each cancel goes again on its own
+        self.failed = ""
 
 
 class _MarketSide:
@@ -311,6 +334,7 @@ class ExchangeVenue(_MarketSide):
         #: ``rest_batch``: the batch of each instrument still open to new orders
         self._batching = live.order_entry == "rest_batch"
         self._open_batch: dict[int, _Batch] = {}
+        self._open_cancels: dict[int, _CancelBatch] = {}
         #: funding already journaled, as (inst, minute of its time): a cross-margin funding
         #: reaches the user stream without its symbol (ref/binance.md §4.4), so it is looked up
         #: in the income history, which also holds what a stream delivered itself
@@ -322,6 +346,8 @@ class ExchangeVenue(_MarketSide):
             "orders_sent": 0,
             "batches": 0,  # batchOrders requests sent
             "batched_orders": 0,  # orders sent in them
+            "cancel_batches": 0,  # DELETE batchOrders requests sent
+            "batched_cancels": 0,  # cancels sent in them
             "written_in_step": 0,  # WS-API requests ``begin`` put on the socket at once
             "unknown": 0,
             "resolved_found": 0,
@@ -438,6 +464,8 @@ class ExchangeVenue(_MarketSide):
         if ws_api is None or (kind is not PlaceOrder and kind is not CancelOrder):
             if self._batching and kind is PlaceOrder:
                 return self._join_batch(intent, t0_ns)  # type: ignore[arg-type]
+            if self._batching and kind is CancelOrder:
+                return self._join_cancels(intent, t0_ns)  # type: ignore[arg-type]
             return None
         rt = self.rt
         assert rt is not None
@@ -557,6 +585,74 @@ class ExchangeVenue(_MarketSide):
                 batch.unknown = "unreadable batch answer"
             except RestError as e:
                 batch.error = e
+        finally:
+            batch.done.set()
+
+    def _join_cancels(self, c: CancelOrder, t0_ns: int) -> Coroutine[Any, Any, None] | None:
+        """``_join_batch`` for a cancel: its instrument's open cancel batch."""
+        rt = self.rt
+        assert rt is not None
+        lock = self._lock(c.client_id)
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            return None  # a request for this id is in flight: ``execute`` waits for it
+        batch = self._open_cancels.get(c.inst)
+        if batch is None or len(batch.cancels) >= CANCEL_BATCH_MAX:
+            batch = self._open_cancels[c.inst] = _CancelBatch(c.inst, t0_ns)
+        batch.cancels.append(c)
+        return self._cancel_batched(rt, batch, len(batch.cancels) - 1, lock)
+
+    async def _cancel_batched(
+        self, rt: Runtime, batch: _CancelBatch, i: int, lock: trio.Semaphore
+    ) -> None:
+        c = batch.cancels[i]
+        try:
+            if not batch.sent:
+                await self._send_cancels(rt, batch)
+            else:
+                await batch.done.wait()
+            if len(batch.cancels) == 1:
+                return  # sent alone by ``_send_cancels``, answer handled there
+            ans = batch.answers[i] if not batch.failed and i < len(batch.answers) else None
+            if isinstance(ans, ApiError) and ans.code not in (-1000, -1001, -1006, -1007):
+                await rt.emit(CancelRejected(c.inst, c.client_id, ans.code, ans.msg, rt.clock()))
+            elif isinstance(ans, OrderInfo) and ans.clientOrderId == c.client_id:
+                if ans.status == "CANCELED":
+                    await rt.emit(OrderCanceled(c.inst, c.client_id, ans.orderId, rt.clock()))
+            else:
+                # no answer for this item (the batch failed, an unknown item, or an item
+                # that is not ours): a cancel is idempotent, so it goes again on its own
+                await self._cancel(rt, c)
+        except RestError as e:
+            rt.log(f"CancelOrder {c.client_id} failed: {e}")
+        finally:
+            self._unlock(c.client_id, lock)
+
+    async def _send_cancels(self, rt: Runtime, batch: _CancelBatch) -> None:
+        """Send ``batch`` (closing it); its answer in ``batch``, ``batch.done`` set."""
+        batch.sent = True
+        if self._open_cancels.get(batch.inst) is batch:
+            del self._open_cancels[batch.inst]
+        try:
+            cancels = batch.cancels
+            if len(cancels) == 1:
+                await self._cancel(rt, cancels[0], batch.t0_ns)
+                return
+            self.stats["cancel_batches"] += 1
+            self.stats["batched_cancels"] += len(cancels)
+            symbol = self._symbol_of[batch.inst]
+            try:
+                body = await self.rest.batch_cancel(
+                    symbol, [c.client_id for c in cancels], batch.t0_ns
+                )
+                batch.answers = self.user_parser.batch(body)
+            except OutcomeUnknown as e:
+                batch.failed = e.reason
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                batch.failed = "unreadable batch answer"
+            except RestError as e:
+                batch.failed = str(e)
         finally:
             batch.done.set()
 

@@ -223,6 +223,8 @@ class OrderEntryMixin(ExchangeState):
             raise ApiError(-1130, f"Data sent for parameter '{name}' is not valid.")
         if not all(type(i) is want for i in ids):
             raise ApiError(-1130, f"Data sent for parameter '{name}' is not valid.")
+        self.stats["batch_cancels"] = self.stats.get("batch_cancels", 0) + 1
+        self.stats["batch_cancel_items"] = self.stats.get("batch_cancel_items", 0) + len(ids)
         out: list[Any] = []
         for i in ids:
             try:

@@ -52,7 +52,14 @@ ROUTES: dict[tuple[str, str], tuple[str, str, int, int]] = {
     ("DELETE", "/fapi/v1/listenKey"): ("listen_key_close", "KEY", 1, 0),
 }
 #: the order endpoints whose fault can leave an order placed (or a cancel done)
-ORDER_ENDPOINTS = {"new_order", "amend_order", "cancel_order", "batch_new", "batch_amend"}
+ORDER_ENDPOINTS = {
+    "new_order",
+    "amend_order",
+    "cancel_order",
+    "batch_new",
+    "batch_amend",
+    "batch_cancel",
+}
 
 WS_METHODS: dict[str, tuple[str, str, int, int]] = {
     "order.place": ("new_order", "SIGNED", 0, 1),
