@@ -60,12 +60,20 @@ def _contiguous(part: list[Any], whole: list[Any]) -> int:
     return start
 
 
+async def _until(stats: dict[str, int], key: str, n: int) -> None:
+    """Wait until ``stats[key]`` reaches ``n`` (a loaded machine is slow: the tests wait for
+    what happened, not for wall-clock time)."""
+    with trio.fail_after(90):
+        while stats.get(key, 0) < n:  # noqa: ASYNC110 - a counter, no event to wait on
+            await trio.sleep(0.05)
+
+
 def _market_pair(
-    cfg: StreamConfig, seconds: float, before: Any = None
+    cfg: StreamConfig, key: str, before: Any = None
 ) -> tuple[Recorder, Recorder, dict[str, int]]:
     """A steady market stream and one with ``cfg`` (started 0.2 s later, after ``before()``)
-    on the same local exchange for ``seconds``: (steady, rotating, the rotating one's
-    stats)."""
+    on the same local exchange, until the rotating one's ``stats[key]`` reaches 3, then half
+    a second more: (steady, rotating, the rotating one's stats)."""
 
     async def main() -> tuple[Recorder, Recorder, dict[str, int]]:
         async with open_exchange(ExchangeConfig(seed=5, speed=4.0)) as ex:
@@ -95,7 +103,8 @@ def _market_pair(
                     rotating.on_state,
                     cfg,
                 )
-                await trio.sleep(seconds)
+                await _until(stats, key, 3)
+                await trio.sleep(0.5)
                 n.cancel_scope.cancel()
             return steady, rotating, stats
 
@@ -104,7 +113,7 @@ def _market_pair(
 
 def test_market_stream_rotates_without_a_gap() -> None:
     fast = StreamConfig(rotate_after_s=0.6, handover_s=0.3, stale_after_s=5.0)
-    steady, rotating, stats = _market_pair(fast, 4.5)
+    steady, rotating, stats = _market_pair(fast, "rotations")
     assert stats.get("rotations", 0) >= 3, stats
     assert not stats.get("rotations_failed")
     # one connection as far as the engine can tell: up once, never down
@@ -127,7 +136,9 @@ def test_a_failed_new_connection_keeps_the_old_one(monkeypatch: pytest.MonkeyPat
 
     cfg = StreamConfig(rotate_after_s=0.5, handover_retry_s=0.5, stale_after_s=5.0)
     steady, rotating, stats = _market_pair(
-        cfg, 3.0, lambda: monkeypatch.setattr(_streams.WsConn, "connect", connect_once)
+        cfg,
+        "rotations_failed",
+        lambda: monkeypatch.setattr(_streams.WsConn, "connect", connect_once),
     )
     assert stats.get("rotations_failed", 0) >= 3, stats
     assert not stats.get("rotations")
@@ -207,7 +218,8 @@ def test_user_stream_rotates_without_a_gap(busy: bool) -> None:
                 )
                 if busy:
                     n.start_soon(orders)
-                await trio.sleep(5.0)
+                await _until(stats, "user_rotations", 3)
+                await trio.sleep(0.5)
                 n.cancel_scope.cancel()
             await rest.aclose()
             return steady, rotating, stats, catch_ups
@@ -245,7 +257,10 @@ def test_live_session_rotates_every_stream_without_a_disconnect(tmp_path) -> Non
                 async with trio.open_nursery() as n:
                     await n.start(_run, rt, out)
                     await _orders_sent(rt, 4)
-                    await trio.sleep(5.0)
+                    stats = rt.venue.stream_stats
+                    await _until(stats, "rotations", 2)
+                    await _until(stats, "user_rotations", 1)
+                    await trio.sleep(0.5)
                     rt.request_stop("test")
                 nursery.cancel_scope.cancel()
                 return dict(rt.venue.stream_stats)

@@ -13,7 +13,7 @@ from ._console import console, err_console
 
 
 def _fault_orders(text: str) -> tuple[float, str, str]:
-    """``0.02:unknown[:yes|no|random]`` -> (probability, mode, placed)."""
+    """``0.02:unknown[:yes|no|random|some]`` -> (probability, mode, placed)."""
     parts = text.split(":")
     try:
         rate = float(parts[0])
@@ -59,7 +59,7 @@ def _fault_orders(text: str) -> tuple[float, str, str]:
     "--fault-orders",
     metavar="RATE:MODE[:PLACED]",
     help="Fault: this fraction of order requests fail (modes: unknown, timeout, error500, "
-    "unavailable, internal, throttled; PLACED yes|no|random).",
+    "unavailable, internal, throttled; PLACED yes|no|random, or some: a batch half executed).",
 )
 @click.option(
     "--fault-depth-gap", type=float, default=0.0, help="Fault: fraction of depth diffs not sent."

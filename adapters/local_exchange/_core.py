@@ -363,6 +363,8 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
 
     def _faulted(self, fault: OrderFault, name: str, params: dict[str, str], now: int) -> Response:
         if fault.executes:
+            if fault.part:
+                params = _first_half_of_batch(name, params)
             try:
                 getattr(self, "_h_" + name)(params, now)
             except (ApiError, Reject):
@@ -495,3 +497,28 @@ class LocalExchange(MarketRestMixin, OrderEntryMixin, AccountMixin, UserStreamMi
                 "count": lim.orders_1m,
             },
         ]
+
+
+#: a batch endpoint -> the parameter holding its items
+_BATCH_PARAM = {
+    "batch_new": "batchOrders",
+    "batch_amend": "batchOrders",
+    "batch_cancel": "origClientOrderIdList",
+}
+
+
+def _first_half_of_batch(name: str, params: dict[str, str]) -> dict[str, str]:
+    """``params`` of a batch request cut to its first half of items (rounded up), for a fault
+    that leaves a batch partly executed; other requests unchanged."""
+    key = _BATCH_PARAM.get(name)
+    if key == "origClientOrderIdList" and key not in params:
+        key = "orderIdList"
+    if key is None or key not in params:
+        return params
+    try:
+        items = msgspec.json.decode(params[key])
+    except msgspec.DecodeError:
+        return params  # the handler refuses it as it would anyway
+    if not isinstance(items, list) or len(items) < 2:
+        return params
+    return {**params, key: msgspec.json.encode(items[: (len(items) + 1) // 2]).decode()}

@@ -20,7 +20,9 @@ order faults   on POST/PUT/DELETE ``/fapi/v1/order``, ``batchOrders`` and WS-API
                                 never executed
                ``throttled``    503 -1008 ``Request throttled by system-level protection...``;
                                 never executed
-               ``placed`` = ``yes`` | ``no`` | ``random`` (seeded) decides the "may" cases
+               ``placed`` = ``yes`` | ``no`` | ``random`` (seeded) decides the "may" cases;
+               ``some``: a batch has only its first half executed (as real batches are
+               processed item by item); a single order is executed
 rate limits    the next N requests answer 429 -1003; ``ban(seconds)`` answers 418 until then
 depth gap      the next N depth diffs are not sent (the matching model still applies them), so
                the next one's ``pu`` does not chain: a client must resync
@@ -49,6 +51,8 @@ WS_KINDS = ("market", "user", "ws-api", "all")
 class OrderFault:
     mode: str
     placed: bool
+    #: a batch is only partly executed (its first half)
+    part: bool = False
 
     @property
     def executes(self) -> bool:
@@ -86,8 +90,8 @@ class Faults:
     def fail_orders(self, mode: str, count: int = 1, placed: str = "random") -> None:
         if mode not in ORDER_FAULT_MODES:
             raise ValueError(f"order fault {mode!r}: use one of {', '.join(ORDER_FAULT_MODES)}")
-        if placed not in ("yes", "no", "random"):
-            raise ValueError(f"placed {placed!r}: use yes, no or random")
+        if placed not in ("yes", "no", "random", "some"):
+            raise ValueError(f"placed {placed!r}: use yes, no, random or some")
         self.armed_orders += [(mode, placed)] * count
 
     def gap_depth(self, count: int = 1) -> None:
@@ -114,8 +118,8 @@ class Faults:
         else:
             return None
         self._count("order:" + mode)
-        yes = placed == "yes" or (placed == "random" and self.rng.random() < 0.5)
-        return OrderFault(mode, yes)
+        yes = placed in ("yes", "some") or (placed == "random" and self.rng.random() < 0.5)
+        return OrderFault(mode, yes, part=placed == "some")
 
     def take_429(self) -> bool:
         if self.force_429 > 0:
