@@ -224,13 +224,11 @@ async def run_market_stream(
                         rotate_after = cfg.handover_retry_s
                         continue
                     old, ws = ws, new
-                    with trio.CancelScope(shield=True):
-                        await old.aclose()
+                    await _close_wsconn(old)
                     counts["rotations"] = counts.get("rotations", 0) + 1
                     rotate_after = cfg.rotate_after_s
             finally:
-                with trio.CancelScope(shield=True):
-                    await ws.aclose()
+                await _close_wsconn(ws)
         except* (*_RECONNECT_ERRORS, trio.TooSlowError) as group:
             reason = _reason(group)
         await on_state(name, False, reason)

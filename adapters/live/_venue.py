@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +102,7 @@ class _Batch:
         "done",
         "error",
         "inst",
-        "orders",
+        "items",
         "sent",
         "sent_ms",
         "t0_ns",
@@ -112,7 +112,7 @@ class _Batch:
     def __init__(self, inst: int, t0_ns: int) -> None:
         self.inst = inst
         self.t0_ns = t0_ns
-        self.orders: list[PlaceOrder] = []
+        self.items: list[PlaceOrder] = []
         self.sent = False
         self.sent_ms = 0
         self.done = trio.Event()
@@ -128,12 +128,12 @@ class _CancelBatch:
     """Cancels for one symbol that go out in one ``DELETE batchOrders`` request (filled and
     sent like ``_Batch``)."""
 
-    __slots__ = ("answers", "cancels", "done", "failed", "inst", "sent", "t0_ns")
+    __slots__ = ("answers", "done", "failed", "inst", "items", "sent", "t0_ns")
 
     def __init__(self, inst: int, t0_ns: int) -> None:
         self.inst = inst
         self.t0_ns = t0_ns
-        self.cancels: list[CancelOrder] = []
+        self.items: list[CancelOrder] = []
         self.sent = False
         self.done = trio.Event()
         #: the answer's items, in request order (the order, or Binance's per-item error)
@@ -463,9 +463,21 @@ class ExchangeVenue(_MarketSide):
         kind = type(intent)
         if ws_api is None or (kind is not PlaceOrder and kind is not CancelOrder):
             if self._batching and kind is PlaceOrder:
-                return self._join_batch(intent, t0_ns)  # type: ignore[arg-type]
+                return self._join(
+                    intent,  # type: ignore[arg-type]
+                    self._open_batch,
+                    partial(_Batch, intent.inst, t0_ns),  # type: ignore[union-attr]
+                    BATCH_MAX,
+                    self._batched,
+                )
             if self._batching and kind is CancelOrder:
-                return self._join_cancels(intent, t0_ns)  # type: ignore[arg-type]
+                return self._join(
+                    intent,  # type: ignore[arg-type]
+                    self._open_cancels,
+                    partial(_CancelBatch, intent.inst, t0_ns),  # type: ignore[union-attr]
+                    CANCEL_BATCH_MAX,
+                    self._cancel_batched,
+                )
             return None
         rt = self.rt
         assert rt is not None
@@ -508,30 +520,39 @@ class ExchangeVenue(_MarketSide):
 
     # -- batches (order_entry: rest_batch) -----------------------------------------------
 
-    def _join_batch(self, p: PlaceOrder, t0_ns: int) -> Coroutine[Any, Any, None] | None:
-        """Put ``p`` in its instrument's open batch (a new one if none is open or it is full);
-        the coroutine that sends the batch if it runs first, then handles ``p``'s answer."""
+    def _join(
+        self,
+        intent: PlaceOrder | CancelOrder,
+        open_batches: dict[int, Any],
+        new_batch: Callable[[], Any],
+        max_items: int,
+        handle: Callable[..., Coroutine[Any, Any, None]],
+    ) -> Coroutine[Any, Any, None] | None:
+        """Put ``intent`` in its instrument's open batch (a new one if none is open or it is
+        full); ``handle``: the coroutine that sends the batch if it runs first, then handles
+        ``intent``'s answer. None if a request for its id is in flight (``execute`` then waits
+        for it)."""
         rt = self.rt
         assert rt is not None
-        lock = self._lock(p.client_id)
+        lock = self._lock(intent.client_id)
         try:
             lock.acquire_nowait()
         except trio.WouldBlock:
-            return None  # a request for this id is in flight: ``execute`` waits for it
-        batch = self._open_batch.get(p.inst)
-        if batch is None or len(batch.orders) >= BATCH_MAX:
-            batch = self._open_batch[p.inst] = _Batch(p.inst, t0_ns)
-        batch.orders.append(p)
-        return self._batched(rt, batch, len(batch.orders) - 1, lock)
+            return None
+        batch = open_batches.get(intent.inst)
+        if batch is None or len(batch.items) >= max_items:
+            batch = open_batches[intent.inst] = new_batch()
+        batch.items.append(intent)
+        return handle(rt, batch, len(batch.items) - 1, lock)
 
     async def _batched(self, rt: Runtime, batch: _Batch, i: int, lock: trio.Semaphore) -> None:
-        p = batch.orders[i]
+        p = batch.items[i]
         try:
             if not batch.sent:
                 await self._send_batch(rt, batch)
             else:
                 await batch.done.wait()
-            if len(batch.orders) == 1:
+            if len(batch.items) == 1:
                 return  # sent alone by ``_send_batch``, answer handled there
             if batch.unknown:
                 await self._unknown_place(rt, p, batch.unknown, batch.sent_ms)
@@ -563,7 +584,7 @@ class ExchangeVenue(_MarketSide):
         if self._open_batch.get(batch.inst) is batch:
             del self._open_batch[batch.inst]
         try:
-            orders = batch.orders
+            orders = batch.items
             if len(orders) == 1:
                 # a batch costs 5 IP weight and 5 on the 10 s order count: one order goes alone
                 await self._place(rt, orders[0], batch.t0_ns)
@@ -588,31 +609,16 @@ class ExchangeVenue(_MarketSide):
         finally:
             batch.done.set()
 
-    def _join_cancels(self, c: CancelOrder, t0_ns: int) -> Coroutine[Any, Any, None] | None:
-        """``_join_batch`` for a cancel: its instrument's open cancel batch."""
-        rt = self.rt
-        assert rt is not None
-        lock = self._lock(c.client_id)
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            return None  # a request for this id is in flight: ``execute`` waits for it
-        batch = self._open_cancels.get(c.inst)
-        if batch is None or len(batch.cancels) >= CANCEL_BATCH_MAX:
-            batch = self._open_cancels[c.inst] = _CancelBatch(c.inst, t0_ns)
-        batch.cancels.append(c)
-        return self._cancel_batched(rt, batch, len(batch.cancels) - 1, lock)
-
     async def _cancel_batched(
         self, rt: Runtime, batch: _CancelBatch, i: int, lock: trio.Semaphore
     ) -> None:
-        c = batch.cancels[i]
+        c = batch.items[i]
         try:
             if not batch.sent:
                 await self._send_cancels(rt, batch)
             else:
                 await batch.done.wait()
-            if len(batch.cancels) == 1:
+            if len(batch.items) == 1:
                 return  # sent alone by ``_send_cancels``, answer handled there
             ans = batch.answers[i] if not batch.failed and i < len(batch.answers) else None
             if isinstance(ans, ApiError) and ans.code not in (-1000, -1001, -1006, -1007):
@@ -635,7 +641,7 @@ class ExchangeVenue(_MarketSide):
         if self._open_cancels.get(batch.inst) is batch:
             del self._open_cancels[batch.inst]
         try:
-            cancels = batch.cancels
+            cancels = batch.items
             if len(cancels) == 1:
                 await self._cancel(rt, cancels[0], batch.t0_ns)
                 return
